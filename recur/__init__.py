@@ -1,0 +1,29 @@
+"""recur: reservoir and recurrent networks that learn from signals they generate themselves.
+
+Import costs nothing beyond numpy, scipy and networkx: reservoirpy, numba-compiled kernels'
+caches, the topology catalogue and plotting load only when used.
+"""
+
+from . import graphs, metrics, tasks, weights
+from ._version import __version__
+from .loop import generate
+from .networks import ESN
+from .readouts import Force, Lms, NotFittedError, Ridge
+from .topology import Topology
+from .validation import DivergenceError
+
+__all__ = [
+    "__version__",
+    "Topology",
+    "ESN",
+    "Ridge",
+    "Force",
+    "Lms",
+    "generate",
+    "graphs",
+    "weights",
+    "tasks",
+    "metrics",
+    "DivergenceError",
+    "NotFittedError",
+]

@@ -1,0 +1,303 @@
+"""Echo-state network: a leaky-tanh rate network on any topology."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import kernels
+from .. import weights as wts
+from ..topology import Topology
+from ..validation import DivergenceError, as_float_array, check_in_interval, check_positive
+
+__all__ = ["ESN"]
+
+# A mask denser than this is stored as a dense array: past it CSR costs more than it saves.
+SPARSE_MAX_DENSITY = 0.25
+_DISTRIBUTIONS = ("normal", "uniform")
+
+
+@dataclass(frozen=True, eq=False)
+class ESN:
+    r"""Echo-state network: leaky-tanh units wired by a topology.
+
+    .. math::
+
+        x_t = (1 - a)\, x_{t-1} + a \tanh(W x_{t-1} + W_{in} u_t + W_{fb} y_{t-1} + b)
+
+    with leak ``a``; ``W[post, pre]`` is nonzero only on the topology's edges (edge ``u -> v``
+    lets unit ``v`` read unit ``u``). This is reservoirpy's ``Reservoir`` update with
+    ``lr = leak``.
+
+    Parameters
+    ----------
+    topology : Topology
+        Wiring of the recurrent weights.
+    leak : float in (0, 1]
+        Leak rate ``a``; 1 is a plain (non-leaky) tanh network.
+    spectral_radius : float > 0 or None
+        ``W`` is rescaled to this spectral radius; ``None`` keeps the raw draw (needed for
+        acyclic graphs, whose spectral radius is 0).
+    input_scaling : float >= 0
+        ``W_in`` entries are drawn from ``U[-input_scaling, input_scaling)``.
+    bias_scaling : float >= 0
+        ``b`` entries are drawn from ``U[-bias_scaling, bias_scaling)``.
+    n_in : int >= 0
+        Input channels ``u_t``.
+    n_out : int >= 1
+        Output channels of a readout; the size of the feedback ``y``.
+    feedback : bool
+        Add output feedback ``W_fb y_{t-1}``.
+    feedback_scaling : float >= 0
+        ``W_fb`` entries are drawn from ``U[-feedback_scaling, feedback_scaling)``.
+    weight_distribution : {"normal", "uniform"}
+        Distribution of the raw recurrent weights before spectral scaling.
+    sparse : bool or None
+        Store ``W`` as a CSR matrix; ``None`` chooses CSR when the mask density is at most
+        ``SPARSE_MAX_DENSITY``.
+    dtype : numpy floating type
+        ``float64`` (default) or ``float32``.
+    backend : {"auto", "numba", "numpy"}
+        Step loop implementation; ``"auto"`` uses numba when installed.
+
+    Notes
+    -----
+    ``params`` holds ``"W"`` (N, N), ``"W_in"`` (N, n_in), ``"b"`` (N,) and, with feedback,
+    ``"W_fb"`` (N, n_out). States are ``(T, N)`` for one sequence, ``(B, T, N)`` for a batch.
+
+    References
+    ----------
+    .. [1] H. Jaeger, "The 'echo state' approach to analysing and training recurrent neural
+       networks", GMD Report 148 (2001).
+    .. [2] M. Lukoševičius, "A practical guide to applying echo state networks", in Neural
+       Networks: Tricks of the Trade, Springer (2012).
+    """
+
+    topology: Topology
+    leak: float = 1.0
+    spectral_radius: float | None = 0.9
+    input_scaling: float = 1.0
+    bias_scaling: float = 0.0
+    n_in: int = 1
+    n_out: int = 1
+    feedback: bool = False
+    feedback_scaling: float = 1.0
+    weight_distribution: str = "normal"
+    sparse: bool | None = None
+    dtype: type = np.float64
+    backend: str = "auto"
+
+    def __post_init__(self):
+        if not isinstance(self.topology, Topology):
+            raise TypeError(f"topology must be a recur.Topology, got {type(self.topology).__name__}")
+        check_in_interval(self.leak, "leak", 0.0, 1.0)
+        if self.spectral_radius is not None:
+            check_positive(self.spectral_radius, "spectral_radius")
+        check_positive(self.input_scaling, "input_scaling", strict=False)
+        check_positive(self.bias_scaling, "bias_scaling", strict=False)
+        check_positive(self.feedback_scaling, "feedback_scaling", strict=False)
+        check_positive(self.n_in, "n_in", strict=False, integer=True)
+        check_positive(self.n_out, "n_out", integer=True)
+        if self.n_in == 0 and not self.feedback:
+            raise ValueError("an ESN needs n_in >= 1 or feedback=True to receive any signal")
+        if self.weight_distribution not in _DISTRIBUTIONS:
+            raise ValueError(f"weight_distribution must be one of {_DISTRIBUTIONS}, "
+                             f"got {self.weight_distribution!r}")
+        if np.dtype(self.dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        kernels.resolve_backend(self.backend)
+
+    # -- parameters -----------------------------------------------------------------------
+    @property
+    def n_units(self) -> int:
+        return self.topology.n_units
+
+    @property
+    def is_sparse(self) -> bool:
+        if self.sparse is None:
+            return self.topology.density <= SPARSE_MAX_DENSITY
+        return bool(self.sparse)
+
+    def init(self, rng=None) -> dict:
+        """Draw parameters.
+
+        Parameters
+        ----------
+        rng : None, int or numpy.random.Generator
+
+        Returns
+        -------
+        params : dict
+            ``"W"`` (csr_array or ndarray, (N, N)), ``"W_in"`` (N, n_in), ``"b"`` (N,), and
+            ``"W_fb"`` (N, n_out) when ``feedback``.
+        """
+        rng = np.random.default_rng(rng)
+        r_w, r_in, r_b, r_fb = rng.spawn(4)
+        dtype = np.dtype(self.dtype)
+        mask = self.topology.mask if self.is_sparse else self.topology.mask.toarray()
+        if self.weight_distribution == "normal":
+            W = wts.normal(mask, 1.0, rng=r_w)
+        else:
+            W = wts.uniform(mask, -0.5, 0.5, rng=r_w)
+        if self.spectral_radius is not None:
+            if self.topology.n_edges == 0:
+                raise ValueError("the topology has no edges, so W cannot be scaled to a "
+                                 "spectral radius; pass spectral_radius=None")
+            W = wts.scale_spectral_radius(W, self.spectral_radius)
+        params = {
+            "W": W.astype(dtype),
+            "W_in": wts.input_weights(self.n_units, self.n_in, self.input_scaling, rng=r_in,
+                                      dtype=dtype),
+            "b": r_b.uniform(-self.bias_scaling, self.bias_scaling, self.n_units).astype(dtype),
+        }
+        if self.feedback:
+            params["W_fb"] = wts.input_weights(self.n_units, self.n_out, self.feedback_scaling,
+                                               rng=r_fb, dtype=dtype)
+        return params
+
+    def initial_state(self, batch=None) -> np.ndarray:
+        """Zero state, shape (N,) or (batch, N)."""
+        shape = (self.n_units,) if batch is None else (check_positive(batch, "batch", integer=True), self.n_units)
+        return np.zeros(shape, dtype=self.dtype)
+
+    # -- validation -----------------------------------------------------------------------
+    def check_params(self, params) -> None:
+        """Raise if ``params`` does not fit this network or holds NaN/inf."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+        n = self.n_units
+        want = {"W": (n, n), "W_in": (n, self.n_in), "b": (n,)}
+        if self.feedback:
+            want["W_fb"] = (n, self.n_out)
+        for key, shape in want.items():
+            if key not in params:
+                raise ValueError(f"params is missing {key!r}")
+            arr = params[key]
+            if tuple(arr.shape) != shape:
+                raise ValueError(f"params[{key!r}] must have shape {shape}, got {tuple(arr.shape)}")
+            values = arr.data if sp.issparse(arr) else arr
+            if not np.all(np.isfinite(values)):
+                raise DivergenceError(f"params[{key!r}] contains NaN or inf")
+
+    def _check_state(self, state, batch):
+        if state is None:
+            return self.initial_state(batch)
+        state = as_float_array(state, "state", dtype=self.dtype)
+        want = (self.n_units,) if batch is None else (batch, self.n_units)
+        if state.shape != want:
+            raise ValueError(f"state must have shape {want}, got {state.shape}")
+        return state
+
+    def _sequence(self, x, name, width):
+        """Validate a (T, D) or (B, T, D) sequence with D == width."""
+        x = as_float_array(x, name, ndim=(2, 3), dtype=self.dtype)
+        if x.shape[-1] != width:
+            hint = " (a 1-D series needs a trailing axis: x[:, None])" if x.ndim == 2 and width == 1 and x.shape[0] == 1 else ""
+            raise ValueError(f"{name} must have {width} channel(s) in its last axis, got shape "
+                             f"{x.shape}{hint}")
+        if x.shape[-2] == 0:
+            raise ValueError(f"{name} has no time steps")
+        return x
+
+    # -- dynamics -------------------------------------------------------------------------
+    def _drive(self, params, u, feedback):
+        """``W_in u_t + W_fb y_{t-1} + b`` for every step: (T, N) or (B, T, N)."""
+        drive = None
+        if u is not None and self.n_in:
+            drive = u @ params["W_in"].T
+        if feedback is not None:
+            fb = feedback @ params["W_fb"].T
+            drive = fb if drive is None else drive + fb
+        drive = drive + params["b"]
+        return np.ascontiguousarray(drive, dtype=self.dtype)
+
+    def run(self, params, inputs=None, state=None, *, feedback=None, rng=None):
+        """Run the network over a sequence or a batch of sequences.
+
+        Parameters
+        ----------
+        params : dict
+            From :meth:`init`.
+        inputs : array, shape (T, n_in) or (B, T, n_in)
+            ``u_1 ... u_T``; may be None for a network with ``n_in == 0``.
+        state : array, shape (N,) or (B, N), optional
+            ``x_0``; zeros by default.
+        feedback : array, shape (T, n_out) or (B, T, n_out), optional
+            ``y_0 ... y_{T-1}``, the outputs fed back at each step (teacher forcing). Required
+            when the network has feedback.
+        rng : ignored
+            The ESN is deterministic; accepted for the common network protocol.
+
+        Returns
+        -------
+        states : array, shape (T, N) or (B, T, N)
+            ``x_1 ... x_T``.
+        state : array, shape (N,) or (B, N)
+            ``x_T``, to continue from (chunked runs equal one run).
+
+        Raises
+        ------
+        DivergenceError
+            If a state becomes NaN or inf; the message names the step.
+        """
+        self.check_params(params)
+        if inputs is None and self.n_in:
+            raise ValueError(f"inputs is required: this network has n_in={self.n_in}")
+        if inputs is not None and not self.n_in:
+            raise ValueError("this network has n_in=0 and takes no inputs")
+        if self.feedback and feedback is None:
+            raise ValueError("feedback is required for a network with feedback=True "
+                             "(the outputs y_0..y_{T-1} fed back at each step)")
+        if feedback is not None and not self.feedback:
+            raise ValueError("feedback given, but the network was built with feedback=False")
+        u = self._sequence(inputs, "inputs", self.n_in) if inputs is not None else None
+        fb = self._sequence(feedback, "feedback", self.n_out) if feedback is not None else None
+        if u is not None and fb is not None and u.shape[:-1] != fb.shape[:-1]:
+            raise ValueError(f"inputs and feedback must cover the same steps, got shapes "
+                             f"{u.shape} and {fb.shape}")
+        ref = u if u is not None else fb
+        batch = ref.shape[0] if ref.ndim == 3 else None
+        x0 = self._check_state(state, batch)
+        drive = self._drive(params, u, fb)
+        W = params["W"]
+        if batch is None:
+            states, x = kernels.run_sequence(W, drive, x0, self.leak, self.backend)
+        else:
+            states, x = kernels.run_batch(W, drive, x0, self.leak, self.backend)
+        if not np.isfinite(x).all() or not np.isfinite(states[..., -1, :]).all():
+            raise DivergenceError(self._divergence_message(states))
+        return states, x
+
+    @staticmethod
+    def _divergence_message(states):
+        finite_steps = np.isfinite(states).reshape(-1, states.shape[-2], states.shape[-1]).all(axis=(0, 2))
+        step = int(np.argmin(finite_steps))
+        return f"ESN states became NaN or inf at step {step} of {states.shape[-2]}"
+
+    def step(self, params, state, u=None, *, feedback=None, rng=None):
+        """One transition: ``x' = (1 - a) x + a tanh(W x + W_in u + W_fb y + b)``.
+
+        ``state`` (N,) or (B, N); ``u`` (n_in,) or (B, n_in); ``feedback`` (n_out,) or
+        (B, n_out). Returns the new state, same shape as ``state``.
+        """
+        state = np.asarray(state, dtype=self.dtype)
+        if state.shape[-1] != self.n_units or state.ndim not in (1, 2):
+            raise ValueError(f"state must have shape (N,) or (B, N) with N={self.n_units}, "
+                             f"got {state.shape}")
+        W = params["W"]
+        pre = W @ state if state.ndim == 1 else (W @ state.T).T
+        pre = pre + params["b"]
+        if self.n_in:
+            if u is None:
+                raise ValueError(f"u is required: this network has n_in={self.n_in}")
+            pre = pre + np.asarray(u, dtype=self.dtype) @ params["W_in"].T
+        if self.feedback:
+            if feedback is None:
+                raise ValueError("feedback is required for a network with feedback=True")
+            pre = pre + np.asarray(feedback, dtype=self.dtype) @ params["W_fb"].T
+        new = (1.0 - self.leak) * state + self.leak * np.tanh(pre)
+        if not np.isfinite(new).all():
+            raise DivergenceError("ESN state became NaN or inf")
+        return new.astype(self.dtype, copy=False)

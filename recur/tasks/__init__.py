@@ -1,0 +1,17 @@
+"""Signals and the self-generated training targets made from them."""
+
+from .normalisation import rescale, squash, standardize, unsquash
+from .series import lorenz, mackey_glass, narma, sine_sum
+from .targets import next_step
+
+__all__ = [
+    "mackey_glass",
+    "lorenz",
+    "narma",
+    "sine_sum",
+    "next_step",
+    "standardize",
+    "rescale",
+    "squash",
+    "unsquash",
+]
