@@ -205,12 +205,16 @@ class ESN:
     def _drive(self, params, u, feedback):
         """``W_in u_t + W_fb y_{t-1} + b`` for every step: (T, N) or (B, T, N)."""
         drive = None
-        if u is not None and self.n_in:
-            drive = u @ params["W_in"].T
-        if feedback is not None:
-            fb = feedback @ params["W_fb"].T
-            drive = fb if drive is None else drive + fb
-        drive = drive + params["b"]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if u is not None and self.n_in:
+                drive = u @ params["W_in"].T
+            if feedback is not None:
+                fb = feedback @ params["W_fb"].T
+                drive = fb if drive is None else drive + fb
+            drive = drive + params["b"]
+        if not np.isfinite(drive).all():
+            raise DivergenceError("the input drive W_in u + W_fb y + b overflowed to NaN or "
+                                  f"inf at {self._first_bad_step(drive)}")
         return np.ascontiguousarray(drive, dtype=self.dtype)
 
     def run(self, params, inputs=None, state=None, *, feedback=None, rng=None):
@@ -271,10 +275,12 @@ class ESN:
         return states, x
 
     @staticmethod
-    def _divergence_message(states):
-        finite_steps = np.isfinite(states).reshape(-1, states.shape[-2], states.shape[-1]).all(axis=(0, 2))
-        step = int(np.argmin(finite_steps))
-        return f"ESN states became NaN or inf at step {step} of {states.shape[-2]}"
+    def _first_bad_step(x):
+        finite = np.isfinite(x).reshape(-1, x.shape[-2], x.shape[-1]).all(axis=(0, 2))
+        return f"step {int(np.argmin(finite))} of {x.shape[-2]}"
+
+    def _divergence_message(self, states):
+        return f"ESN states became NaN or inf at {self._first_bad_step(states)}"
 
     def step(self, params, state, u=None, *, feedback=None, rng=None):
         """One transition: ``x' = (1 - a) x + a tanh(W x + W_in u + W_fb y + b)``.

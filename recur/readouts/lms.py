@@ -49,11 +49,12 @@ class Lms(Readout):
             self.n_samples_seen_ = 0
         eta = self.learning_rate
         W, b = self.coef_, self.intercept_
-        for x, target in zip(X2.astype(np.float64, copy=False), Y2):
-            e = W @ x + b - target
-            W -= eta * np.outer(e, x)
-            if self.fit_intercept:
-                b -= eta * e
+        with np.errstate(over="ignore", invalid="ignore"):
+            for x, target in zip(X2.astype(np.float64, copy=False), Y2):
+                e = W @ x + b - target
+                W -= eta * np.outer(e, x)
+                if self.fit_intercept:
+                    b -= eta * e
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise DivergenceError("Lms weights became NaN or inf: learning_rate "
                                   f"{eta!r} is too large for these features")
