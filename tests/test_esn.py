@@ -46,18 +46,6 @@ def test_large_sparse_reservoir_runs_without_densifying():
     assert states.shape == (20, 10_000)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "auto"])
-def test_chunked_run_equals_one_run(small_topology, backend):
-    esn = _esn(small_topology, backend=backend)
-    params = esn.init(1)
-    u = np.random.default_rng(2).normal(size=(90, 2))
-    full, last = esn.run(params, u)
-    a, s = esn.run(params, u[:37])
-    b, s = esn.run(params, u[37:], s)
-    np.testing.assert_allclose(np.vstack([a, b]), full, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(s, last, rtol=0, atol=1e-13)
-
-
 @pytest.mark.parametrize("sparse", [True, False])
 def test_batch_equals_sequences(small_topology, sparse):
     esn = _esn(small_topology, sparse=sparse)
@@ -107,13 +95,9 @@ def test_float32_runs_in_float32(small_topology):
     np.testing.assert_allclose(states, ref, atol=1e-4)
 
 
-def test_same_seed_same_params_different_seed_differs(small_topology):
-    esn = _esn(small_topology, feedback=True)
-    a, b, c = esn.init(11), esn.init(11), esn.init(12)
-    for key in a:
-        x, y = (a[key].toarray(), b[key].toarray()) if sp.issparse(a[key]) else (a[key], b[key])
-        np.testing.assert_array_equal(x, y)
-    assert not np.allclose(a["W_in"], c["W_in"])
+def test_different_seeds_differ(small_topology):
+    esn = _esn(small_topology)
+    assert not np.allclose(esn.init(11)["W_in"], esn.init(12)["W_in"])
 
 
 def test_bad_hyperparameters(small_topology):
