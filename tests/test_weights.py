@@ -90,3 +90,22 @@ def test_input_weights():
     assert 0.3 < (w != 0).mean() < 0.7
     with pytest.raises(ValueError, match="distribution"):
         W.input_weights(5, 1, distribution="cauchy")
+
+
+def test_spectral_radius_of_cycles_and_components():
+    # A weighted ring's eigenvalues all share the modulus |prod w|^(1/n): exact, where ARPACK
+    # cannot converge and dense solvers lose accuracy for long rings.
+    ring = W.normal(rc.Topology(rc.graphs.ring_graph(50)), rng=0)
+    expected = np.exp(np.mean(np.log(np.abs(ring.data))))
+    assert W.spectral_radius(ring) == pytest.approx(expected, rel=1e-12)
+    assert W.spectral_radius(ring) == pytest.approx(
+        np.abs(np.linalg.eigvals(ring.toarray())).max(), rel=1e-8)
+    long_ring = W.scale_spectral_radius(W.normal(rc.Topology(rc.graphs.ring_graph(3000)), rng=1), 0.9)
+    assert np.exp(np.mean(np.log(np.abs(long_ring.data)))) == pytest.approx(0.9, rel=1e-12)
+    # Two disjoint components plus an acyclic tail: the radius is the larger component's.
+    G = nx.disjoint_union(nx.gnp_random_graph(500, 0.02, directed=True, seed=1),
+                          nx.cycle_graph(30, create_using=nx.DiGraph))
+    G.add_edges_from((i, 600 + i) for i in range(20))
+    w = W.normal(rc.Topology(G), rng=3)
+    assert W.spectral_radius(w) == pytest.approx(np.abs(np.linalg.eigvals(w.toarray())).max(),
+                                                 rel=1e-8)
