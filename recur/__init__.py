@@ -4,9 +4,9 @@ Import costs nothing beyond numpy, scipy and networkx: reservoirpy, numba-compil
 caches, the topology catalogue and plotting load only when used.
 """
 
-from . import graphs, metrics, tasks, weights
+from . import graphs, metrics, rules, tasks, weights
 from ._version import __version__
-from .loop import generate
+from .loop import History, generate, train
 from .networks import ESN
 from .readouts import Force, Lms, NotFittedError, Ridge
 from .topology import Topology
@@ -20,6 +20,9 @@ __all__ = [
     "Force",
     "Lms",
     "generate",
+    "train",
+    "History",
+    "rules",
     "graphs",
     "weights",
     "tasks",

@@ -1,14 +1,165 @@
-"""Running networks on their own output: closed-loop generation (and, later, training)."""
+"""The two loops of recur: training a network with a rule, and running it on its own output."""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import kernels
+from .masked import values
 from .readouts.base import Readout
+from .rules.rule import Rule, apply_updates
 from .validation import DivergenceError, as_float_array, check_positive
 
-__all__ = ["generate"]
+__all__ = ["train", "History", "generate"]
+
+
+@dataclass
+class History:
+    """What happened during :func:`train`.
+
+    Attributes
+    ----------
+    rule : str
+    hparams : dict
+    loss : list of float
+        Loss of the parameters before each update (one entry per epoch).
+    final_loss : float
+        Loss after the last update, on the first chunk of the data.
+    probes : dict of str to list
+        Values returned by the callbacks, one entry per epoch.
+    wall_time : float
+        Seconds spent in the loop.
+    """
+
+    rule: str
+    hparams: dict
+    loss: list = field(default_factory=list)
+    final_loss: float = float("nan")
+    probes: dict = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    def updates_to(self, target):
+        """Number of updates after which the loss first reached ``target`` (None if never)."""
+        losses = np.append(np.asarray(self.loss, dtype=float), self.final_loss)
+        hit = np.flatnonzero(losses <= target)
+        return int(hit[0]) if hit.size else None
+
+
+def _progress(iterable, enabled, desc):
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    # disable=None: tqdm stays silent when the output is not a terminal.
+    return tqdm(iterable, desc=desc, disable=None, leave=False)
+
+
+def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks=None,
+          state=None):
+    r"""Train a network's parameters with a rule.
+
+    Each epoch: the network collects the evidence the rule requires on the data, the rule
+    turns it into updates, :func:`~recur.rules.apply_updates` adds them, and the network's
+    invariants are enforced:
+
+    .. math::
+
+        e_k = \mathrm{collect}(	heta_k, D), \quad
+        (\Delta_k, s_{k+1}) = \mathrm{rule.update}(e_k, s_k, 	heta_k), \quad
+        	heta_{k+1} = \mathrm{constrain}(	heta_k + \Delta_k)
+
+    Parameters
+    ----------
+    net : network
+        Anything with ``collect`` and ``constrain`` (an :class:`~recur.ESN`).
+    params : dict
+        Starting parameters; not modified.
+    rule : Rule
+        An estimator, possibly chained with transforms.
+    data : objective, (inputs, targets), or list of them
+        A list is a stream cut into chunks: epoch ``k`` uses chunk ``k mod len(data)`` and
+        starts from the state where the previous chunk ended (from ``state`` at the first
+        chunk), so a local rule sees the state advance through the whole stream.
+    epochs : int >= 1
+    rng : None, int or Generator
+        Source of every random draw (perturbations, stochastic rules).
+    progress : bool
+        Show a tqdm progress bar when tqdm is installed and the output is a terminal.
+    callbacks : list of callables, optional
+        ``cb(epoch, params, evidence, updates)``; a returned dict is recorded in
+        ``History.probes``.
+    state : array, optional
+        Initial network state.
+
+    Returns
+    -------
+    params : dict
+    history : History
+
+    Raises
+    ------
+    DivergenceError
+        When states, updates or weights become NaN/inf; names the epoch and the rule.
+    NotImplementedError
+        When the network cannot collect the evidence the rule requires.
+    """
+    check_positive(epochs, "epochs", integer=True)
+    if not isinstance(rule, Rule):
+        raise TypeError(f"rule must be a recur Rule, got {type(rule).__name__}")
+    if rule.is_transform:
+        raise ValueError(f"{rule.name} is a transform and has no evidence to learn from; "
+                         "chain it after an estimator")
+    chunks = list(data) if isinstance(data, list) else [data]
+    if not chunks:
+        raise ValueError("data is an empty list")
+    rng = np.random.default_rng(rng)
+    requests = rule.requests
+    history = History(rule=rule.name, hparams=dict(rule.hparams))
+    rule_state = rule.init(params)
+    carried = state
+    started = time.perf_counter()
+    for epoch in _progress(range(epochs), progress, rule.name):
+        chunk = chunks[epoch % len(chunks)]
+        if epoch % len(chunks) == 0:
+            carried = state
+        g_collect, g_update = rng.spawn(2)
+        try:
+            evidence = net.collect(params, chunk, requests, state=carried, rng=g_collect)
+            carried = evidence.state
+            updates, rule_state = rule.update(evidence, rule_state, params, rng=g_update)
+        except NotImplementedError as exc:
+            raise NotImplementedError(f"rule {rule.name!r} requires evidence that "
+                                      f"{type(net).__name__} cannot provide: {exc}") from exc
+        except DivergenceError as exc:
+            raise DivergenceError(f"training with rule {rule.name!r} diverged at epoch "
+                                  f"{epoch}: {exc}") from exc
+        history.loss.append(evidence.loss)
+        for name, u in updates.items():
+            if not np.all(np.isfinite(values(u))):
+                raise DivergenceError(f"rule {rule.name!r} produced a NaN or inf update for "
+                                      f"{name!r} at epoch {epoch}")
+        params = net.constrain(apply_updates(params, updates))
+        for name, p in params.items():
+            if not np.all(np.isfinite(values(p))):
+                raise DivergenceError(f"parameter {name!r} became NaN or inf at epoch {epoch} "
+                                      f"under rule {rule.name!r}")
+        for cb in callbacks or ():
+            probed = cb(epoch, params, evidence, updates)
+            if isinstance(probed, dict):
+                for key, value in probed.items():
+                    history.probes.setdefault(key, []).append(value)
+    try:
+        history.final_loss = net.loss(params, chunks[0], state)
+    except DivergenceError as exc:
+        raise DivergenceError(f"training with rule {rule.name!r} diverged after the last "
+                              f"epoch: {exc}") from exc
+    history.wall_time = time.perf_counter() - started
+    return params, history
 
 
 def generate(net, params, readout, state, steps, *, inputs=None, target=None, learn_every=1,

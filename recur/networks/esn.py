@@ -9,10 +9,43 @@ import scipy.sparse as sp
 
 from .. import kernels
 from .. import weights as wts
+from ..rules import evidence as ev
+from ..tasks.objectives import ClosedLoop, as_objective
 from ..topology import Topology
 from ..validation import DivergenceError, as_float_array, check_in_interval, check_positive
 
-__all__ = ["ESN"]
+__all__ = ["ESN", "Trajectory"]
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One pass of an ESN over an objective's data, with everything learning rules read.
+
+    Time-major arrays, with a leading batch axis when the data is batched. Step ``t`` reads
+    ``u[t]`` and moves the state from ``x_prev[t]`` to ``x[t]``; the readout of ``x[t]`` is
+    ``y_hat[t]``, to be compared with ``target[t]`` on the steps where ``counted`` is True.
+    On closed-loop steps (``free`` True) the input ``u[t]`` is the prediction ``y_hat[t-1]``.
+
+    Attributes
+    ----------
+    x_prev, x : ndarray, shape (..., T, N)
+    u : ndarray, shape (..., T, n_in)
+    y_hat, target : ndarray, shape (..., T, n_out)
+    counted, free : ndarray of bool, shape (T,)
+    loss : float
+        Mean squared error over the counted steps.
+    final_state : ndarray, shape (..., N)
+    """
+
+    x_prev: np.ndarray
+    x: np.ndarray
+    u: np.ndarray
+    y_hat: np.ndarray
+    target: np.ndarray
+    counted: np.ndarray
+    free: np.ndarray
+    loss: float
+    final_state: np.ndarray
+
 
 # A mask denser than this is stored as a dense array: past it CSR costs more than it saves.
 SPARSE_MAX_DENSITY = 0.25
@@ -52,6 +85,10 @@ class ESN:
         Add output feedback ``W_fb y_{t-1}``.
     feedback_scaling : float >= 0
         ``W_fb`` entries are drawn from ``U[-feedback_scaling, feedback_scaling)``.
+    output_scaling : float >= 0
+        The built-in linear readout ``y = W_out x + b_out`` starts with
+        ``W_out ~ N(0, output_scaling**2 / N)`` and ``b_out = 0``; learning rules train it
+        (a separate :class:`~recur.Ridge` readout can be used instead).
     weight_distribution : {"normal", "uniform"}
         Distribution of the raw recurrent weights before spectral scaling.
     sparse : bool or None
@@ -84,6 +121,7 @@ class ESN:
     n_out: int = 1
     feedback: bool = False
     feedback_scaling: float = 1.0
+    output_scaling: float = 1.0
     weight_distribution: str = "normal"
     sparse: bool | None = None
     dtype: type = np.float64
@@ -98,6 +136,7 @@ class ESN:
         check_positive(self.input_scaling, "input_scaling", strict=False)
         check_positive(self.bias_scaling, "bias_scaling", strict=False)
         check_positive(self.feedback_scaling, "feedback_scaling", strict=False)
+        check_positive(self.output_scaling, "output_scaling", strict=False)
         check_positive(self.n_in, "n_in", strict=False, integer=True)
         check_positive(self.n_out, "n_out", integer=True)
         if self.n_in == 0 and not self.feedback:
@@ -130,11 +169,12 @@ class ESN:
         Returns
         -------
         params : dict
-            ``"W"`` (csr_array or ndarray, (N, N)), ``"W_in"`` (N, n_in), ``"b"`` (N,), and
-            ``"W_fb"`` (N, n_out) when ``feedback``.
+            ``"W"`` (csr_array or ndarray, (N, N)), ``"W_in"`` (N, n_in), ``"b"`` (N,),
+            ``"W_out"`` (n_out, N), ``"b_out"`` (n_out,), and ``"W_fb"`` (N, n_out) when
+            ``feedback``.
         """
         rng = np.random.default_rng(rng)
-        r_w, r_in, r_b, r_fb = rng.spawn(4)
+        r_w, r_in, r_b, r_fb, r_out = rng.spawn(5)
         dtype = np.dtype(self.dtype)
         mask = self.topology.mask if self.is_sparse else self.topology.mask.toarray()
         if self.weight_distribution == "normal":
@@ -155,6 +195,9 @@ class ESN:
         if self.feedback:
             params["W_fb"] = wts.input_weights(self.n_units, self.n_out, self.feedback_scaling,
                                                rng=r_fb, dtype=dtype)
+        scale = self.output_scaling / np.sqrt(self.n_units)
+        params["W_out"] = r_out.normal(0.0, scale, (self.n_out, self.n_units)).astype(dtype)
+        params["b_out"] = np.zeros(self.n_out, dtype=dtype)
         return params
 
     def initial_state(self, batch=None) -> np.ndarray:
@@ -171,6 +214,8 @@ class ESN:
         want = {"W": (n, n), "W_in": (n, self.n_in), "b": (n,)}
         if self.feedback:
             want["W_fb"] = (n, self.n_out)
+        optional = {"W_out": (self.n_out, n), "b_out": (self.n_out,)}
+        want.update({k: v for k, v in optional.items() if k in params})
         for key, shape in want.items():
             if key not in params:
                 raise ValueError(f"params is missing {key!r}")
@@ -307,3 +352,147 @@ class ESN:
         if not np.isfinite(new).all():
             raise DivergenceError("ESN state became NaN or inf")
         return new.astype(self.dtype, copy=False)
+
+    # -- learning -------------------------------------------------------------------------
+    def output(self, params, states):
+        """Built-in linear readout ``y = W_out x + b_out``; ``states`` (..., N) -> (..., n_out)."""
+        return states @ params["W_out"].T + params["b_out"]
+
+    def constrain(self, params):
+        """Enforce the invariants training must keep: a dense ``W`` stays zero off the graph
+        (a sparse ``W`` cannot leave it)."""
+        W = params["W"]
+        if sp.issparse(W):
+            return params
+        mask = self.topology.mask.toarray()
+        if not W[~mask].any():
+            return params
+        return {**params, "W": np.where(mask, W, 0.0).astype(W.dtype)}
+
+    def trajectory(self, params, data, state=None) -> Trajectory:
+        """Run the network over an objective's data and score its predictions.
+
+        Parameters
+        ----------
+        params : dict
+            Must hold the readout ``"W_out"``, ``"b_out"``.
+        data : TeacherForced, ClosedLoop or (inputs, targets)
+        state : array, shape (N,) or (B, N), optional
+
+        Returns
+        -------
+        Trajectory
+        """
+        objective = as_objective(data)
+        if self.feedback:
+            raise NotImplementedError("training rules on an ESN with output feedback is not "
+                                      "supported yet; train its readout with Force in the loop")
+        if "W_out" not in params:
+            raise ValueError("params has no readout ('W_out', 'b_out'): make them with ESN.init")
+        if self.n_in != self.n_out and isinstance(objective, ClosedLoop):
+            raise ValueError(f"a closed-loop objective feeds the {self.n_out}-dimensional "
+                             f"prediction back as the input, but n_in={self.n_in}")
+        if objective.inputs.shape[-1] != self.n_in:
+            raise ValueError(f"the data has {objective.inputs.shape[-1]} input channel(s), the "
+                             f"network n_in={self.n_in}")
+        u = objective.inputs.astype(self.dtype, copy=False)
+        x, last = self.run(params, u, state)
+        x0 = self._check_state(state, u.shape[0] if u.ndim == 3 else None)
+        x_prev = np.concatenate([x0[..., None, :], x[..., :-1, :]], axis=-2)
+        y_hat = self.output(params, x)
+        T = u.shape[-2]
+        if isinstance(objective, ClosedLoop):
+            # Free run: the prediction made at the last teacher-forced step is the next input.
+            H = objective.horizon
+            xs, ys, us = [x], [y_hat], [u]
+            xp = [x_prev]
+            xt, yt = last, y_hat[..., -1, :]
+            for _ in range(H - 1):
+                xn = self.step(params, xt, yt)
+                yn = self.output(params, xn)
+                xp.append(xt[..., None, :])
+                xs.append(xn[..., None, :])
+                us.append(yt[..., None, :].astype(self.dtype))
+                ys.append(yn[..., None, :])
+                xt, yt = xn, yn
+            x_prev, x = np.concatenate(xp, axis=-2), np.concatenate(xs, axis=-2)
+            u, y_hat = np.concatenate(us, axis=-2), np.concatenate(ys, axis=-2)
+            total = T + H - 1
+            counted = np.arange(total) >= T - 1
+            free = np.arange(total) >= T
+            target = np.zeros(y_hat.shape, dtype=np.float64)
+            target[..., T - 1 :, :] = objective.targets
+            final = last
+        else:
+            if objective.targets.shape[-1] != self.n_out:
+                raise ValueError(f"the data has {objective.targets.shape[-1]} target channel(s), "
+                                 f"the network n_out={self.n_out}")
+            counted = np.arange(T) >= objective.washout
+            free = np.zeros(T, dtype=bool)
+            target = objective.targets
+            final = last
+        err = (y_hat - target)[..., counted, :]
+        loss = float(np.mean(err.astype(np.float64) ** 2))
+        if not np.isfinite(loss):
+            raise DivergenceError("the readout's predictions became NaN or inf")
+        return Trajectory(x_prev=x_prev, x=x, u=u, y_hat=y_hat, target=target, counted=counted,
+                          free=free, loss=loss, final_state=final)
+
+    def loss(self, params, data, state=None) -> float:
+        """Mean squared error of the built-in readout on an objective (see :meth:`trajectory`)."""
+        return self.trajectory(params, data, state).loss
+
+    def collect(self, params, data, requires, *, state=None, rng=None) -> ev.Evidence:
+        """Collect the evidence a rule asked for.
+
+        Parameters
+        ----------
+        params : dict
+        data : TeacherForced, ClosedLoop or (inputs, targets)
+        requires : request or tuple of requests
+            :class:`~recur.rules.Activity`, :class:`~recur.rules.Perturbed`,
+            :class:`~recur.rules.Gradient`.
+        state : array, optional
+            Initial state (threaded by :func:`recur.train` across chunks of a stream).
+        rng : None, int or Generator
+            Draws the perturbations.
+
+        Returns
+        -------
+        Evidence
+        """
+        requests = ev.as_requests(requires)
+        traj = self.trajectory(params, data, state)
+        rng = np.random.default_rng(rng)
+        results = {}
+        for req in requests:
+            if isinstance(req, ev.Activity):
+                results[req] = self._activity(params, traj)
+            elif isinstance(req, ev.Gradient):
+                from .esn_gradient import esn_gradient
+
+                results[req] = esn_gradient(self, params, traj)
+            elif isinstance(req, ev.Perturbed):
+                from .esn_perturbation import esn_perturbations
+
+                results[req] = esn_perturbations(self, params, data, req, state=state, rng=rng,
+                                                 clean=traj)
+            else:
+                raise NotImplementedError(f"ESN cannot collect {type(req).__name__} evidence")
+        return ev.Evidence(loss=traj.loss, results=results, state=traj.final_state)
+
+    def _activity(self, params, traj) -> ev.ActivityTrace:
+        """Pre/post activity per weight, over the counted steps and all sequences."""
+        sel = traj.counted
+
+        def flat(a):
+            a = a[..., sel, :]
+            return a.reshape(-1, a.shape[-1])
+
+        x_prev, x, u, y_hat = flat(traj.x_prev), flat(traj.x), flat(traj.u), flat(traj.y_hat)
+        W = params["W"]
+        z = (W @ x_prev.T).T + u @ params["W_in"].T + params["b"]
+        pre = {"W": x_prev, "W_in": u, "W_out": x}
+        post = {"W": x, "W_in": x, "W_out": y_hat}
+        return ev.ActivityTrace(pre=pre, post=post, target=flat(traj.target),
+                                preactivation=z)

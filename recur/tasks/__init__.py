@@ -1,5 +1,6 @@
 """Signals and the self-generated training targets made from them."""
 
+from .objectives import ClosedLoop, TeacherForced, as_objective, windows
 from .normalisation import rescale, squash, standardize, unsquash
 from .series import lorenz, mackey_glass, narma, sine_sum
 from .targets import next_step
@@ -10,6 +11,10 @@ __all__ = [
     "narma",
     "sine_sum",
     "next_step",
+    "TeacherForced",
+    "ClosedLoop",
+    "windows",
+    "as_objective",
     "standardize",
     "rescale",
     "squash",

@@ -1,0 +1,53 @@
+"""Learning rules as small ``(init, update)`` objects, their evidence, and their composition.
+
+Estimators turn evidence a network collected into an improvement direction; transforms reshape
+updates; ``chain``, ``add`` and ``partition`` compose them; :func:`apply_updates` is the one
+place updates meet parameters.
+"""
+
+from .combinators import add, chain, partition
+from .evidence import (
+    Activity,
+    ActivityTrace,
+    Evidence,
+    Gradient,
+    Perturbations,
+    Perturbed,
+    Spikes,
+    TwoPhase,
+)
+from .reference import bptt
+from .rule import Rule, apply_updates
+from .transforms import (
+    clip,
+    heterosynaptic_cap,
+    masked_by,
+    normalize_rows,
+    scale,
+    symmetrize,
+    weight_decay,
+)
+
+__all__ = [
+    "Rule",
+    "apply_updates",
+    "chain",
+    "add",
+    "partition",
+    "scale",
+    "clip",
+    "weight_decay",
+    "masked_by",
+    "symmetrize",
+    "normalize_rows",
+    "heterosynaptic_cap",
+    "Activity",
+    "Spikes",
+    "TwoPhase",
+    "Perturbed",
+    "Gradient",
+    "Evidence",
+    "ActivityTrace",
+    "Perturbations",
+    "bptt",
+]

@@ -1,0 +1,202 @@
+"""The evidence vocabulary: what a learning rule asks a network to collect, and what comes back.
+
+A rule names the evidence it needs through ``Rule.requires`` (one request or a tuple of them).
+The network, which knows its own dynamics, runs whatever that takes (its perturbed copies, its
+free and nudged phases, its backward pass) and returns an :class:`Evidence`. Rules then do
+network-agnostic arithmetic on it. Networks and rules both import this module and nothing
+else of each other.
+
+Requests are frozen (hashable) dataclasses; an :class:`Evidence` maps each request to its
+result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..validation import check_positive
+
+__all__ = [
+    "Activity",
+    "Spikes",
+    "TwoPhase",
+    "Perturbed",
+    "Gradient",
+    "Evidence",
+    "ActivityTrace",
+    "Perturbations",
+    "as_requests",
+]
+
+
+# -- requests ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Activity:
+    """Pre- and postsynaptic activity of every weight, one row per time step and sequence."""
+
+
+@dataclass(frozen=True)
+class Spikes:
+    """Spike trains (unit, time) of a spiking network, for spike-timing rules."""
+
+
+@dataclass(frozen=True)
+class TwoPhase:
+    """States of a free phase and of a nudged (``beta``) or clamped phase.
+
+    Parameters
+    ----------
+    beta : float
+        Nudging strength; ignored when ``clamp``.
+    clamp : bool
+        Clamp the outputs to their targets instead of nudging them.
+    symmetric : bool
+        Also run a ``-beta`` phase (symmetric nudging, Laborieux et al. 2021).
+    """
+
+    beta: float = 0.1
+    clamp: bool = False
+    symmetric: bool = False
+
+    def __post_init__(self):
+        check_positive(self.beta, "beta")
+
+
+@dataclass(frozen=True)
+class Perturbed:
+    """Losses of randomly perturbed copies of the network, and the perturbations' traces.
+
+    Parameters
+    ----------
+    sigma : float > 0
+        Standard deviation of the Gaussian perturbations.
+    n_samples : int >= 1
+        Number of perturbations ``K`` (pairs, when antithetic), run as one batch.
+    where : {"weights", "nodes"}
+        Perturb weight values directly, or the input (pre-activation) of every unit at every
+        step, output units included.
+    antithetic : bool
+        Run each perturbation with both signs.
+    clean : bool
+        Also run the unperturbed network, for an exact reward baseline.
+    """
+
+    sigma: float
+    n_samples: int = 16
+    where: str = "weights"
+    antithetic: bool = True
+    clean: bool = True
+
+    def __post_init__(self):
+        check_positive(self.sigma, "sigma")
+        check_positive(self.n_samples, "n_samples", integer=True)
+        if self.where not in ("weights", "nodes"):
+            raise ValueError(f"where must be 'weights' or 'nodes', got {self.where!r}")
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """The exact gradient of the network's loss with respect to every parameter."""
+
+
+REQUEST_TYPES = (Activity, Spikes, TwoPhase, Perturbed, Gradient)
+
+
+def as_requests(requires) -> tuple:
+    """Normalise ``None``, one request or a nested tuple of requests to a flat unique tuple."""
+    if requires is None:
+        return ()
+    if isinstance(requires, REQUEST_TYPES):
+        return (requires,)
+    out = []
+    for item in requires:
+        for req in as_requests(item):
+            if req not in out:
+                out.append(req)
+    return tuple(out)
+
+
+# -- results -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActivityTrace:
+    """Activity on both sides of each weight.
+
+    Attributes
+    ----------
+    pre : dict of str to ndarray, shape (S, n_pre)
+        Presynaptic activity seen by parameter ``name`` at each of ``S`` samples (time steps,
+        flattened over sequences); for a bias, a column of ones.
+    post : dict of str to ndarray, shape (S, n_post)
+        Postsynaptic activity that the same samples produced.
+    target : ndarray, shape (S, n_out) or None
+        What the output units should have produced (teacher signal), where there is one.
+    preactivation : ndarray, shape (S, N) or None
+        Net input ``z`` of the recurrent units whose rate is ``f(z)`` (for intrinsic
+        plasticity).
+    """
+
+    pre: Mapping[str, np.ndarray]
+    post: Mapping[str, np.ndarray]
+    target: np.ndarray | None = None
+    preactivation: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Perturbations:
+    r"""Perturbed runs and the eligibility each perturbation leaves on each parameter.
+
+    For weight perturbation the eligibility of perturbation ``k`` on a parameter is the
+    perturbation itself, :math:`\epsilon_k`. For node perturbation it is
+    :math:`\sum_t \xi_{k,t} \otimes \mathrm{pre}_t`: the noise injected into each
+    postsynaptic unit times the presynaptic activity of the unperturbed run, summed over the
+    trial (an eligibility trace). In both cases, to first order,
+    :math:`L_k - L_0 \approx \langle \nabla L, e_k \rangle`.
+
+    Attributes
+    ----------
+    sigma : float
+    eligibility : dict of str to ndarray, shape (K, *value_shape)
+        ``value_shape`` is the parameter's shape, or ``(nnz,)`` for a sparse matrix (values in
+        storage order).
+    losses : ndarray, shape (K,)
+        Loss of each perturbed run (the ``+`` runs when antithetic).
+    losses_minus : ndarray, shape (K,) or None
+        Loss of each mirrored run, when antithetic.
+    loss_clean : float or None
+        Loss of the unperturbed run, when requested.
+    """
+
+    sigma: float
+    eligibility: Mapping[str, np.ndarray]
+    losses: np.ndarray
+    losses_minus: np.ndarray | None = None
+    loss_clean: float | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a network collected for a rule.
+
+    Attributes
+    ----------
+    loss : float
+        Loss of the current parameters on the data (before any update).
+    results : mapping of request to result
+    state : any
+        The network state at the end of the data, threaded into the next collection.
+    """
+
+    loss: float
+    results: Mapping[Any, Any] = field(default_factory=dict)
+    state: Any = None
+
+    def __getitem__(self, request):
+        try:
+            return self.results[request]
+        except KeyError:
+            raise KeyError(f"no evidence was collected for {request!r}") from None
