@@ -131,7 +131,9 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
         try:
             evidence = net.collect(params, chunk, requests, state=carried, rng=g_collect)
             carried = evidence.state
-            updates, rule_state = rule.update(evidence, rule_state, params, rng=g_update)
+            # Non-finite updates are caught below with the rule and epoch named.
+            with np.errstate(over="ignore", invalid="ignore"):
+                updates, rule_state = rule.update(evidence, rule_state, params, rng=g_update)
         except NotImplementedError as exc:
             raise NotImplementedError(f"rule {rule.name!r} requires evidence that "
                                       f"{type(net).__name__} cannot provide: {exc}") from exc
