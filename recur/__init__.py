@@ -8,7 +8,7 @@ from . import graphs, metrics, rules, tasks, weights
 from ._version import __version__
 from .loop import History, generate, train
 from .networks import ESN
-from .readouts import Force, Lms, NotFittedError, Ridge
+from .readouts import ExploratoryHebbian, Force, Lms, NotFittedError, Ridge
 from .topology import Topology
 from .validation import DivergenceError
 
@@ -19,6 +19,7 @@ __all__ = [
     "Ridge",
     "Force",
     "Lms",
+    "ExploratoryHebbian",
     "generate",
     "train",
     "History",

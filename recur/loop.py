@@ -250,10 +250,13 @@ def generate(net, params, readout, state, steps, *, inputs=None, target=None, le
     fitted = getattr(readout, "n_features_in_", None) is not None or not isinstance(readout, Readout)
     for t in range(steps):
         y = readout.predict(x) if fitted else np.zeros(state.shape[:-1] + (net.n_out,))
-        out.append(y)
         if target is not None and t % learn_every == 0:
             readout.partial_fit(x, target[..., t, :])
             fitted = True
+            # An exploring readout emitted a noisy output while it learned: that output, not
+            # the noise-free prediction, is what the network hears (Hoerzer et al. 2014).
+            y = getattr(readout, "last_output_", y)
+        out.append(y)
         u_t = inputs[..., t, :] if inputs is not None else (y if net.n_in else None)
         x = net.step(params, x, u_t, feedback=y if net.feedback else None)
     y = np.stack(out, axis=-2)

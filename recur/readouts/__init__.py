@@ -3,8 +3,9 @@
 ``n_features_in_``."""
 
 from .base import NotFittedError, Readout
+from .exploratory_hebbian import ExploratoryHebbian
 from .force import Force
 from .lms import Lms
 from .ridge import Ridge
 
-__all__ = ["Readout", "NotFittedError", "Ridge", "Force", "Lms"]
+__all__ = ["Readout", "NotFittedError", "Ridge", "Force", "Lms", "ExploratoryHebbian"]

@@ -16,6 +16,7 @@ from .evidence import (
     Spikes,
     TwoPhase,
 )
+from .hebbian import anti_hebbian, bcm, covariance, hebbian, intrinsic_plasticity, oja
 from .reference import bptt
 from .rule import Rule, apply_updates
 from .transforms import (
@@ -50,4 +51,10 @@ __all__ = [
     "ActivityTrace",
     "Perturbations",
     "bptt",
+    "hebbian",
+    "anti_hebbian",
+    "oja",
+    "bcm",
+    "covariance",
+    "intrinsic_plasticity",
 ]
