@@ -48,3 +48,15 @@ def test_console_script_and_import_has_no_side_effects():
     out = subprocess.run([sys.executable, "-m", "recur.cli", "--version"], capture_output=True,
                          text=True, check=True)
     assert recur.__version__ in out.stdout
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    # The package list in pyproject.toml is explicit (the catalogue is mapped in from
+    # topologies/); a subpackage missing from it would be left out of a non-editable install.
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "recur").rglob("__init__.py")}
+    assert found <= listed, f"missing from pyproject.toml: {sorted(found - listed)}"

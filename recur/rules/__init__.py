@@ -17,6 +17,7 @@ from .evidence import (
     TwoPhase,
 )
 from .hebbian import anti_hebbian, bcm, covariance, hebbian, intrinsic_plasticity, oja
+from .perturbation import node_perturbation, weight_perturbation
 from .reference import bptt
 from .rule import Rule, apply_updates
 from .transforms import (
@@ -51,6 +52,8 @@ __all__ = [
     "ActivityTrace",
     "Perturbations",
     "bptt",
+    "weight_perturbation",
+    "node_perturbation",
     "hebbian",
     "anti_hebbian",
     "oja",

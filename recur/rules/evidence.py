@@ -154,8 +154,11 @@ class Perturbations:
     perturbation itself, :math:`\epsilon_k`. For node perturbation it is
     :math:`\sum_t \xi_{k,t} \otimes \mathrm{pre}_t`: the noise injected into each
     postsynaptic unit times the presynaptic activity of the unperturbed run, summed over the
-    trial (an eligibility trace). In both cases, to first order,
-    :math:`L_k - L_0 \approx \langle \nabla L, e_k \rangle`.
+    trial (an eligibility trace). For weights, :math:`L_k - L_0 = \langle \nabla L,
+    \epsilon_k \rangle + O(\sigma^2)`; for nodes, :math:`L_k - L_0 \approx \sum_t \langle
+    \partial L / \partial z_t, \xi_{k,t} \rangle + \langle \partial L / \partial \hat y_t,
+    \zeta_{k,t} \rangle`. In both cases :math:`\mathbb E[(L_k - L_0)\, e_k] = \sigma^2
+    \nabla L + O(\sigma^4)`, which is what the perturbation rules rely on.
 
     Attributes
     ----------
