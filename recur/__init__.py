@@ -4,10 +4,10 @@ Import costs nothing beyond numpy, scipy and networkx: reservoirpy, numba-compil
 caches, the topology catalogue and plotting load only when used.
 """
 
-from . import graphs, metrics, rules, tasks, weights
+from . import diagnostics, graphs, metrics, rules, tasks, weights
 from ._version import __version__
 from .loop import History, generate, train
-from .networks import ESN
+from .networks import ESN, Linear
 from .readouts import ExploratoryHebbian, Force, Lms, NotFittedError, Ridge
 from .topology import Topology
 from .validation import DivergenceError
@@ -16,6 +16,7 @@ __all__ = [
     "__version__",
     "Topology",
     "ESN",
+    "Linear",
     "Ridge",
     "Force",
     "Lms",
@@ -25,6 +26,7 @@ __all__ = [
     "History",
     "rules",
     "graphs",
+    "diagnostics",
     "weights",
     "tasks",
     "metrics",
