@@ -60,7 +60,7 @@ def _progress(iterable, enabled, desc):
 
 
 def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks=None,
-          state=None):
+          state=None, max_loss_growth=1e8):
     r"""Train a network's parameters with a rule.
 
     Each epoch: the network collects the evidence the rule requires on the data, the rule
@@ -95,6 +95,9 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
         ``History.probes``.
     state : array, optional
         Initial network state.
+    max_loss_growth : float
+        Training stops with :class:`DivergenceError` when the loss exceeds this multiple of
+        its first value: a run away to huge but finite weights is divergence too.
 
     Returns
     -------
@@ -141,6 +144,10 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
             raise DivergenceError(f"training with rule {rule.name!r} diverged at epoch "
                                   f"{epoch}: {exc}") from exc
         history.loss.append(evidence.loss)
+        if evidence.loss > max_loss_growth * max(history.loss[0], 1e-300):
+            raise DivergenceError(f"training with rule {rule.name!r} diverged at epoch {epoch}: "
+                                  f"the loss grew from {history.loss[0]:.3g} to "
+                                  f"{evidence.loss:.3g}")
         for name, u in updates.items():
             if not np.all(np.isfinite(values(u))):
                 raise DivergenceError(f"rule {rule.name!r} produced a NaN or inf update for "

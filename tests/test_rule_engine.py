@@ -227,3 +227,33 @@ def test_train_errors_name_rule_and_epoch():
         exploding = R.Rule(name="exploding", requires=R.Activity(), init=lambda p: 0,
                            update=lambda ev, s, p, rng=None: ({"W_out": np.full((1, 20), 1e308 if s >= 2 else 0.0)}, s + 1))
         rc.train(net, params, R.chain(exploding, R.scale(10.0)), data, epochs=5, progress=False)
+
+
+def test_adam_matches_its_equations_and_keeps_structure():
+    params = _net().init(0)
+    rng = np.random.default_rng(0)
+    W = params["W"]
+    rule = R.adam(learning_rate=0.1, b1=0.5, b2=0.9, eps=1e-8)
+    state = rule.init(params)
+    m = v = 0.0
+    for k in range(1, 4):
+        d = rng.normal(size=W.nnz)
+        u, state = rule.update({"W": rc.masked.with_values(W, d)}, state, params)
+        m = 0.5 * m + 0.5 * d
+        v = 0.9 * v + 0.1 * d * d
+        expect = 0.1 * (m / (1 - 0.5**k)) / (np.sqrt(v / (1 - 0.9**k)) + 1e-8)
+        np.testing.assert_allclose(u["W"].data, expect, rtol=1e-12)
+        assert np.array_equal(u["W"].indices, W.indices)
+    # The first step moves every coordinate by about the learning rate, whatever its scale.
+    u, _ = rule.update({"W_out": np.array([[1e-3, -1e3]])}, rule.init(params), params)
+    np.testing.assert_allclose(np.abs(u["W_out"]), 0.1, rtol=1e-4)
+    with pytest.raises(ValueError, match="b1"):
+        R.adam(b1=1.0)
+
+
+def test_train_stops_when_the_loss_runs_away():
+    net, data = _net(), _data()
+    params = net.init(0)
+    with pytest.raises(rc.DivergenceError, match="loss grew"):
+        rc.train(net, params, R.chain(R.bptt(), R.scale(-50.0)), data, epochs=30,
+                 progress=False, max_loss_growth=100.0)

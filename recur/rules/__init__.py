@@ -21,6 +21,7 @@ from .perturbation import node_perturbation, weight_perturbation
 from .reference import bptt
 from .rule import Rule, apply_updates
 from .transforms import (
+    adam,
     clip,
     heterosynaptic_cap,
     masked_by,
@@ -37,6 +38,7 @@ __all__ = [
     "add",
     "partition",
     "scale",
+    "adam",
     "clip",
     "weight_decay",
     "masked_by",

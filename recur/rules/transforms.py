@@ -16,6 +16,7 @@ from .rule import Rule, tree_map
 
 __all__ = [
     "scale",
+    "adam",
     "clip",
     "weight_decay",
     "masked_by",
@@ -39,6 +40,48 @@ def scale(step):
         raise ValueError(f"step must be finite, got {step!r}")
     return _transform("scale", {"step": step},
                       lambda updates, params: tree_map(lambda u: u * step, updates))
+
+
+def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    r"""Adam: scale each update coordinate by running moments of the updates (Kingma & Ba 2015).
+
+    With :math:`d_k` the improvement direction an estimator proposed at step :math:`k`,
+
+    .. math::
+
+        m_k = b_1 m_{k-1} + (1 - b_1) d_k, \quad v_k = b_2 v_{k-1} + (1 - b_2) d_k^2, \quad
+        \Delta_k = \eta\, \frac{m_k / (1 - b_1^k)}{\sqrt{v_k / (1 - b_2^k)} + \epsilon}
+
+    It makes step sizes comparable across rules whose estimates differ in scale (a
+    perturbation estimate is noisier and larger than the exact gradient), so rules can be
+    compared at one learning rate. The moments live in the rule state, one array per
+    parameter value array (sparse weights keep their structure).
+    """
+    check_positive(learning_rate, "learning_rate")
+    for value, label in ((b1, "b1"), (b2, "b2")):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{label} must lie in [0, 1), got {value!r}")
+    check_positive(eps, "eps")
+
+    def init(params):
+        return {"count": 0, "m": {}, "v": {}}
+
+    def update(updates, state, params, *, rng=None):
+        count = state["count"] + 1
+        m, v = dict(state["m"]), dict(state["v"])
+        out = {}
+        for name, u in updates.items():
+            d = values(u)
+            m[name] = b1 * m.get(name, 0.0) + (1.0 - b1) * d
+            v[name] = b2 * v.get(name, 0.0) + (1.0 - b2) * d * d
+            m_hat = m[name] / (1.0 - b1**count)
+            v_hat = v[name] / (1.0 - b2**count)
+            out[name] = with_values(u, learning_rate * m_hat / (np.sqrt(v_hat) + eps))
+        return out, {"count": count, "m": m, "v": v}
+
+    return Rule(name="adam", hparams={"learning_rate": learning_rate, "b1": b1, "b2": b2,
+                                      "eps": eps},
+                init=init, update=update, requires=None)
 
 
 def clip(max_norm):
