@@ -49,6 +49,28 @@ def _demo(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from . import compare, plotting
+
+    make = compare.SpectrumConfig.quick if args.quick else compare.SpectrumConfig
+    overrides = {"task": args.task}
+    if args.seeds:
+        overrides["seeds"] = tuple(args.seeds)
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.topology:
+        overrides["topology"] = args.topology
+    cfg = make(**overrides)
+    rows = compare.credit_spectrum(cfg, rules=tuple(args.rules))
+    print(f"credit-assignment spectrum: {cfg.task} on {cfg.topology} ({cfg.n_units} units), "
+          f"{cfg.epochs} updates, seeds {list(cfg.seeds)}; medians over seeds")
+    print(compare.format_table(rows))
+    if args.out and plotting.have_matplotlib():
+        compare.plot_curves(rows, args.out, title=f"credit-assignment spectrum: {cfg.task}")
+        print(f"figure: {args.out}")
+    return 0
+
+
 def _topologies(args) -> int:
     from . import catalogue
 
@@ -80,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PNG of truth vs generation ('' for none; default recur-demo.png)")
     demo.set_defaults(func=_demo)
 
+    comp = sub.add_parser("compare", help="train one network with every learning rule and "
+                                          "compare them with the exact gradient")
+    comp.add_argument("--task", choices=["sine_sum", "mackey_glass"], default="sine_sum")
+    comp.add_argument("--rules", nargs="+", default=None,
+                      help="rules to run (default: all of fixed_ridge hebbian_ridge "
+                           "weight_perturbation node_perturbation bptt)")
+    comp.add_argument("--seeds", type=int, nargs="+", default=None)
+    comp.add_argument("--epochs", type=int, default=None)
+    comp.add_argument("--topology", default=None, help="catalogue name (default small_world)")
+    comp.add_argument("--quick", action="store_true", help="small network, few epochs")
+    comp.add_argument("--out", default="recur-compare.png",
+                      help="PNG of the learning curves ('' for none)")
+    comp.set_defaults(func=_compare)
+
     topo = sub.add_parser("topologies", help="list the topology catalogue")
     topo.add_argument("-v", "--verbose", action="store_true",
                       help="also print descriptions and references")
@@ -95,6 +131,15 @@ def main(argv=None) -> int:
         return 0
     if args.command == "demo" and (args.units < 20 or args.steps < 1):
         parser.error("demo needs --units >= 20 and --steps >= 1")
+    if args.command == "compare":
+        from .compare import RULES
+
+        args.rules = args.rules or list(RULES)
+        unknown = sorted(set(args.rules) - set(RULES))
+        if unknown:
+            parser.error(f"unknown rules {unknown}; choose from {list(RULES)}")
+        if args.epochs is not None and args.epochs < 1:
+            parser.error("--epochs must be at least 1")
     return args.func(args)
 
 
