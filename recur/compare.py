@@ -219,14 +219,14 @@ def plot_curves(rows, path, *, title="credit-assignment spectrum"):
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in dict.fromkeys(r["rule"] for r in rows):
+    for i, name in enumerate(dict.fromkeys(r["rule"] for r in rows)):
         curves = [r["curve"] for r in rows if r["rule"] == name]
         length = min(len(c) for c in curves)
         med = np.median(np.stack([c[:length] for c in curves]), axis=0)
-        if length == 1:
-            ax.axhline(med[0], ls="--", lw=1.2, label=name)
+        if length == 1:  # a one-shot ridge fit: a level, not a curve
+            ax.axhline(med[0], color=f"C{i}", ls=("--", ":")[i % 2], lw=1.4, label=name)
         else:
-            ax.plot(np.arange(length), med, lw=1.5, label=name)
+            ax.plot(np.arange(length), med, color=f"C{i}", lw=1.5, label=name)
     ax.set_yscale("log")
     ax.set_xlabel("updates")
     ax.set_ylabel("training NRMSE (next step)")
