@@ -16,17 +16,15 @@ before numpy is imported).
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-for _name in _BLAS_ENV:  # must happen before numpy loads its BLAS
-    os.environ[_name] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402,F401  (first: it pins BLAS to one thread before numpy loads)
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402

@@ -14,24 +14,18 @@ variables below are set before numpy is imported).
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-for _name in _BLAS_ENV:  # must happen before numpy loads its BLAS
-    os.environ[_name] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (first: it pins BLAS to one thread before numpy loads)
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import recur  # noqa: E402
@@ -76,21 +70,9 @@ GOALS = {  # workload key -> minimum ratio
 
 # --- helpers ------------------------------------------------------------------------------
 
-def timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def paired(run_recur, run_rpy, repeats, before_rpy=None):
     """Best-of-``repeats`` times of recur and reservoirpy, alternating."""
-    t_recur, t_rpy = [], []
-    for _ in range(repeats):
-        t_recur.append(timed(run_recur))
-        if before_rpy is not None:
-            before_rpy()
-        t_rpy.append(timed(run_rpy))
-    return min(t_recur), min(t_rpy)
+    return harness.alternating([run_recur, run_rpy], repeats, warmup=False, between=before_rpy)
 
 
 def rate(n, seconds, unit="steps/s"):
@@ -119,28 +101,6 @@ def rpy_reservoir(params):
     from reservoirpy.nodes import Reservoir  # lazily: reservoirpy makes a temp folder
 
     return Reservoir(W=params["W"], Win=params["W_in"], bias=params["b"], lr=LEAK)
-
-
-class Table:
-    def __init__(self):
-        self.rows = []
-        self.notes = []
-
-    def add(self, workload, recur_s, rpy_s, ratio, goal=None, op=">="):
-        if goal is None:
-            goal_s, met = "report", ""
-        else:
-            goal_s = f"{op} {goal:g}x" if op == ">=" else f"{op} {goal:g}"
-            met = "yes" if (ratio >= goal if op == ">=" else ratio <= goal) else "**no**"
-        row = (workload, recur_s, rpy_s, f"{ratio:.2f}", goal_s, met)
-        self.rows.append(row)
-        print("  " + " | ".join(row), flush=True)
-
-    def markdown(self):
-        head = ("workload", "recur", "reservoirpy", "ratio", "goal", "met?")
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
 
 
 # --- workloads ----------------------------------------------------------------------------
@@ -275,10 +235,10 @@ def bench_closed_loop(cfg, table, checks):
         t_recur = []
         t_var = {name: [] for name in variants}
         for _ in range(R):
-            t_recur.append(timed(lambda: recur.generate(esn, params, readout, h, steps)))
+            t_recur.append(harness.timed(lambda: recur.generate(esn, params, readout, h, steps)))
             for name, fn in variants.items():
                 restart()
-                t_var[name].append(timed(fn))
+                t_var[name].append(harness.timed(fn))
         t_recur = min(t_recur)
         best = min(t_var, key=lambda name: min(t_var[name]))
         best_fn = variants[best]
@@ -408,23 +368,12 @@ def densify_thresholds(quick):
 
 def header(cfg, quick):
     import reservoirpy
-    import numba
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
     return [
         f"# recur vs reservoirpy: ESN speed ({'quick' if quick else 'full'} mode)",
         "",
-        f"- {datetime.datetime.now().isoformat(timespec='seconds')}, {cpu}, "
-        f"{os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, numba {numba.__version__}, reservoirpy "
-        f"{reservoirpy.__version__}, recur {recur.__version__}",
-        "- BLAS pinned to one thread: " + ", ".join(f"{v}=1" for v in _BLAS_ENV[:3])
-        + " set before numpy is imported; every kernel here is single-threaded.",
+        "- " + harness.machine_line(f"reservoirpy {reservoirpy.__version__}"),
+        "- " + harness.BLAS_NOTE,
         f"- best of {cfg['repeats']} repeats (fewer for the slowest rows), recur and "
         "reservoirpy alternating in one process; ratio = recur throughput / reservoirpy "
         "throughput (for the memory and error rows: recur / reference).",
@@ -433,17 +382,10 @@ def header(cfg, quick):
         f"networkx.gnp_random_graph(N, {CONNECTIVITY}, directed=True), stored CSR; input: "
         "standardised Mackey-Glass (tau 17); ridge alpha " + f"{ALPHA:g}.",
         f"- recur backend: {kernels.resolve_backend('auto')}; load average at start "
-        f"{_load()} (the machine is shared: absolute rates move with it, the same-process "
+        f"{harness.load_average()} (the machine is shared: absolute rates move with it, the same-process "
         "ratios much less)",
         "",
     ]
-
-
-def _load():
-    try:
-        return "/".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
 
 
 def main(argv=None):
@@ -470,7 +412,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     lines = header(cfg, args.quick)
     print("\n".join(lines), flush=True)
-    table, checks = Table(), []
+    table, checks = harness.Table("reservoirpy"), []
     rpy_rate = bench_sequences(cfg, table, checks)
     bench_float32(cfg, table, checks, rpy_rate)
     bench_float32_accuracy(cfg, table, checks)
@@ -484,7 +426,7 @@ def main(argv=None):
     body += [f"- {note}" for note in table.notes]
     body += ["", "Checks (same matrices, so the two libraries should agree):", ""]
     body += [f"- {c}" for c in checks]
-    body += ["", f"Total time {elapsed:.0f} s, load average at the end {_load()}. Reproduce: "
+    body += ["", f"Total time {elapsed:.0f} s, load average at the end {harness.load_average()}. Reproduce: "
              "`python benchmarks/bench_esn.py" + (" --quick" if args.quick else "")
              + (f" --repeats {args.repeats}" if args.repeats is not None else "") + "`", ""]
     text = "\n".join(lines + body)

@@ -29,24 +29,17 @@ Rows:
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-for _name in _BLAS_ENV:  # must happen before numpy loads its BLAS
-    os.environ[_name] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (first: it pins BLAS to one thread before numpy loads)
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
-import importlib.util  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import recur  # noqa: E402
@@ -78,47 +71,11 @@ GOALS = {"node": 3.0}
 
 # --- helpers ------------------------------------------------------------------------------
 
-def timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def alternating(fns, repeats):
-    """Best-of-``repeats`` time of each function, called in turn (after one warm-up call)."""
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            times[i].append(timed(fn))
-    return [min(t) for t in times]
+alternating = harness.alternating
 
 
 def ms(seconds):
     return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
-class Table:
-    def __init__(self):
-        self.rows = []
-        self.notes = []
-
-    def add(self, workload, ours, reference, ratio, goal=None, op=">="):
-        if goal is None:
-            goal_s, met = "report", ""
-        else:
-            goal_s = f"{op} {goal:g}x"
-            met = "yes" if (ratio >= goal if op == ">=" else ratio <= goal) else "**no**"
-        row = (workload, ours, reference, f"{ratio:.2f}", goal_s, met)
-        self.rows.append(row)
-        print("  " + " | ".join(row), flush=True)
-
-    def markdown(self):
-        head = ("workload", "recur", "reference", "ratio", "goal", "met?")
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
 
 
 def make_esn(n_units, degree, seed=0, n_in=1):
@@ -311,11 +268,6 @@ def bench_hebbian(cfg, table, checks):
 
 def bench_bptt(cfg, table, checks):
     n, T, degree = cfg["bptt"]
-    if importlib.util.find_spec("recur.networks.esn_gradient") is None:
-        table.notes.append("BPTT row skipped: recur.networks.esn_gradient is not there yet.")
-        return
-    import recur.networks.esn_gradient  # noqa: F401
-
     net, params = make_esn(n, degree)
     data = next_step_data(T)
     req = ev.Gradient()
@@ -329,27 +281,11 @@ def bench_bptt(cfg, table, checks):
 # --- main ---------------------------------------------------------------------------------
 
 def header(cfg, quick):
-    import numba
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    try:
-        load = ", load average %.1f" % os.getloadavg()[0]
-    except OSError:
-        load = ""
     return [
         f"# recur: speed of learning-rule evidence ({'quick' if quick else 'full'} mode)",
         "",
-        f"- {datetime.datetime.now().isoformat(timespec='seconds')}, {cpu}, "
-        f"{os.cpu_count()} cores{load}; Python {platform.python_version()}, numpy "
-        f"{np.__version__}, scipy {scipy.__version__}, numba {numba.__version__}, recur "
-        f"{recur.__version__}; backend {kernels.resolve_backend('auto')}",
-        "- BLAS pinned to one thread: " + ", ".join(f"{v}=1" for v in _BLAS_ENV[:3])
-        + " set before numpy is imported; every workload here is single-threaded.",
+        "- " + harness.machine_line() + f"; backend {kernels.resolve_backend('auto')}",
+        "- " + harness.BLAS_NOTE,
         f"- best of {cfg['repeats']} repeats, the compared versions alternating in one "
         "process; ratio = reference time / recur time (> 1: recur faster), except where the "
         "row says otherwise. Only ratios are meaningful: the machine may be shared.",
@@ -374,7 +310,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     lines = header(cfg, args.quick)
     print("\n".join(lines), flush=True)
-    table, checks = Table(), []
+    table, checks = harness.Table(), []
     bench_node(cfg, table, checks)
     bench_weight(cfg, table, checks)
     bench_hebbian(cfg, table, checks)
