@@ -3,6 +3,7 @@ import re
 import numpy as np
 import pytest
 
+from example_loader import load_example
 from recur import cli, compare
 
 
@@ -51,13 +52,7 @@ def test_compare_command(tmp_path, capsys):
 
 
 def test_credit_spectrum_example_quick(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "credit_spectrum.py"
-    spec = importlib.util.spec_from_file_location("credit_spectrum_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("credit_spectrum")
     results = module.main(["--quick", "--task", "mackey_glass", "--out", str(tmp_path)])
     summary = {s["rule"]: s for s in results["mackey_glass"]["summary"]}
     assert summary["bptt"]["train_nrmse"] < summary["weight_perturbation"]["train_nrmse"]

@@ -1,21 +1,11 @@
 """The perturbation-learning examples, in their --quick mode: do their numbers mean something?"""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def load_example(name):
-    # Examples are scripts, not a package: load them from their path.
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loader import load_example
 
 
 @pytest.fixture(scope="module")
