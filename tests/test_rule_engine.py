@@ -257,3 +257,20 @@ def test_train_stops_when_the_loss_runs_away():
     with pytest.raises(rc.DivergenceError, match="loss grew"):
         rc.train(net, params, R.chain(R.bptt(), R.scale(-50.0)), data, epochs=30,
                  progress=False, max_loss_growth=100.0)
+
+
+def test_data_of_the_wrong_shape():
+    net = _net()
+    params = net.init(0)
+    with pytest.raises(ValueError, match="same steps"):
+        tasks.TeacherForced(np.zeros((10, 1)), np.zeros((9, 1)))
+    with pytest.raises(ValueError, match="input channel"):
+        rc.train(net, params, R.bptt(), (np.zeros((10, 2)), np.zeros((10, 1))), epochs=1)
+    with pytest.raises(ValueError, match="target channel"):
+        rc.train(net, params, R.bptt(), (np.zeros((10, 1)), np.zeros((10, 3))), epochs=1)
+    with pytest.raises(TypeError, match="objective"):
+        rc.train(net, params, R.bptt(), np.zeros((10, 1)), epochs=1)
+    with pytest.raises(ValueError, match="warmup"):
+        tasks.ClosedLoop(np.zeros((10, 1)), warmup=8, horizon=5)
+    with pytest.raises(ValueError, match="sigma"):
+        R.node_perturbation(sigma=0.0)
