@@ -1,6 +1,18 @@
-"""Step loops of the leaky-tanh rate network, compiled with numba when it is installed.
+"""Compiled primitives of recur, and the step loops of the leaky-tanh rate network.
 
-The update, for one sequence, is
+This module is the one home of recur's numba code that more than one module uses:
+
+- :class:`LazyJit`, the lazy-compile machinery: a module registers plain-Python kernels with
+  it and they become numba dispatchers (compiled on first call, cached on disk) the first
+  time :meth:`LazyJit.ensure` runs, so ``import recur`` does not import numba;
+- :func:`use_numba` / :func:`resolve_backend`, the backend choice shared by every caller;
+- the compiled primitives :func:`fast_tanh`, :func:`csr_matvec_add` and
+  :func:`csr_matmat_add`, with :func:`csr_parts` / :func:`unsigned_indices` to hand them a
+  sparse matrix. ``recur.networks.esn_gradient`` (the backward pass),
+  ``recur.networks.esn_perturbation`` (batched perturbed runs) and ``recur.masked`` (per-edge
+  sums) build their kernels on these.
+
+The step loops compute, for one sequence,
 
     x[t] = (1 - leak) * x[t-1] + leak * tanh(W @ x[t-1] + drive[t])
 
@@ -22,10 +34,10 @@ Where the time goes, and what the compiled kernels do about it (measured with
   (a single running sum is bound by the 3-4 cycle latency of one addition per nonzero), and
   indices are read as unsigned integers so numba emits no negative-index wraparound per
   nonzero: ~0.5 ns per nonzero against ~0.8 for scipy's ``W @ x``.
-- ``tanh`` is a branch-free rational/exponential formula (``_tanh``) that LLVM vectorises:
-  ~2.4 ns per unit in float64 against ~14 for libm's ``tanh`` called from numba and ~15-20 for
-  numpy's (numpy has no SIMD float64 tanh on AVX2 machines). It stays within 3 units in the
-  last place of numpy's result.
+- ``tanh`` is a branch-free rational/exponential formula (:func:`fast_tanh`) that LLVM
+  vectorises: ~2.4 ns per unit in float64 against ~14 for libm's ``tanh`` called from numba
+  and ~15-20 for numpy's (numpy has no SIMD float64 tanh on AVX2 machines). It stays within
+  3 units in the last place of numpy's result.
 - A batch keeps its state as ``(N, B)`` so each nonzero of a CSR ``W`` updates a contiguous row
   of the batch (four nonzeros per pass over the row); a dense ``W`` (or a CSR one dense enough,
   see ``DENSIFY_BATCH_*``) is one BLAS matrix product per step. Neither leaves the compiled
@@ -44,7 +56,9 @@ import scipy.sparse as sp
 # numba is an optional extra ("recur[fast]"); it is imported on first use, not here.
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
-__all__ = ["HAVE_NUMBA", "resolve_backend", "run_sequence", "run_batch", "closed_loop"]
+__all__ = ["HAVE_NUMBA", "BACKENDS", "resolve_backend", "use_numba", "LazyJit", "JIT",
+           "fast_tanh", "csr_matvec_add", "csr_matmat_add", "csr_parts", "unsigned_indices",
+           "run_sequence", "run_batch", "closed_loop"]
 
 BACKENDS = ("auto", "numba", "numpy")
 
@@ -60,44 +74,166 @@ def resolve_backend(backend):
     return backend
 
 
-# --- numpy reference loops ----------------------------------------------------------------
+def use_numba(backend, jit=None):
+    """Resolve ``backend``; True when compiled kernels run this call.
 
-def _run_numpy(W, drive, x0, keep, leak, out):
-    x = x0
-    for t in range(drive.shape[-2]):
-        pre = W @ x if x.ndim == 1 else (W @ x.T).T
-        x = keep * x + leak * np.tanh(pre + drive[..., t, :])
-        out[..., t, :] = x
-    return x
+    When it resolves to numba, the primitives of this module (and ``jit``, another module's
+    :class:`LazyJit`, if given) are made ready to call. A numba that is installed but fails
+    to import is an error when asked for by name and a warning (then numpy) under ``"auto"``.
+    """
+    global HAVE_NUMBA
+    if resolve_backend(backend) != "numba":
+        return False
+    try:
+        (JIT if jit is None else jit).ensure()
+    except ImportError as exc:
+        if backend == "numba":
+            raise
+        HAVE_NUMBA = False
+        warnings.warn(f"numba is installed but cannot be imported ({exc}); recur falls back "
+                      "to its numpy kernels", RuntimeWarning, stacklevel=3)
+        return False
+    return True
 
 
-def _closed_loop_numpy(W, W_y, b, coef, intercept, x0, keep, leak, steps, y_out):
-    x = x0
-    y = coef @ x + intercept
-    for t in range(steps):
-        y_out[t] = y
-        x = keep * x + leak * np.tanh(W @ x + W_y @ y + b)
-        y = coef @ x + intercept
-    return x
+# --- lazy compilation ---------------------------------------------------------------------
+
+# Options of every kernel. error_model="numpy": a division by zero gives inf/nan instead of
+# raising, which is what lets LLVM vectorise the loops. cache=True: compiled code is kept on
+# disk (in __pycache__ next to the source) and loaded by later processes.
+JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# One lock for every module's compilation: a module compiles its dependencies first.
+_COMPILE_LOCK = threading.RLock()
 
 
-# --- compiled loops -----------------------------------------------------------------------
-# Written in the subset of Python that numba compiles. They are plain functions until
-# _compiled() replaces each by its numba dispatcher (the names are looked up at compile time,
-# so kernels calling kernels get the compiled versions).
+class LazyJit:
+    """The numba kernels of one module, kept as plain Python until first needed.
+
+    Usage, in a module that has compiled kernels::
+
+        _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
+
+        @_JIT.register
+        def _my_kernel(a, out):
+            ...  # the subset of Python that numba compiles; may call kernels.fast_tanh
+
+        _JIT.ensure()  # before the first call: numba is imported here, not at import time
+        _my_kernel(a, out)
+
+    :meth:`ensure` replaces each registered function, in ``namespace``, by exactly one numba
+    dispatcher (options :data:`JIT_OPTIONS` updated with the ones given to :meth:`register`);
+    it is thread-safe and does the work once. Kernels call one another by their global names,
+    which numba looks up when it compiles the caller, so a caller gets the dispatcher. A
+    kernel of another module is called as an attribute of that module
+    (``kernels.fast_tanh(v)``, never a name bound by ``from ... import``, which would keep the
+    plain function), and that module's LazyJit must be listed in ``after``: it is made ready
+    first, so every primitive has one compiled object, shared by all its callers.
+
+    Numba's disk cache checks only the caller's own source file: after editing a primitive
+    here, a cached caller in another module keeps the old inlined code until its own file
+    changes (or ``__pycache__`` is cleared).
+
+    Without numba the registered functions stay plain Python (and are not used: every caller
+    has a numpy path). With ``NUMBA_DISABLE_JIT=1`` they run as Python.
+    """
+
+    def __init__(self, namespace, *, after=(), prepare=None):
+        self._namespace = namespace
+        self._after = tuple(after)
+        self._prepare = prepare
+        self._kernels = []
+        self.ready = False
+
+    def register(self, func=None, **options):
+        """Decorator: compile ``func`` lazily with :data:`JIT_OPTIONS` updated by ``options``.
+
+        Returns ``func`` itself (the plain-Python version until :meth:`ensure`).
+        """
+        def add(f):
+            if self.ready:
+                raise RuntimeError(f"{f.__name__} registered after compilation")
+            self._kernels.append((f.__name__, {**JIT_OPTIONS, **options}))
+            return f
+        return add if func is None else add(func)
+
+    def ensure(self):
+        """Import numba and replace every registered kernel by its dispatcher (once)."""
+        if self.ready:
+            return
+        for other in self._after:
+            other.ensure()
+        with _COMPILE_LOCK:
+            if self.ready:
+                return
+            import numba
+
+            if self._prepare is not None:
+                self._prepare(self._namespace)
+            for name, options in self._kernels:
+                self._namespace[name] = numba.njit(**options)(self._namespace[name])
+            self.ready = True
+
+
+def _bit_cast_intrinsics(namespace):
+    """Replace the pure-Python bit casts by numba intrinsics (a no-op when jit is disabled)."""
+    import numba
+    from numba import types
+
+    if numba.config.DISABLE_JIT:
+        return
+    from llvmlite import ir
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def f64_as_i64(typingctx, x):
+        if x != types.float64:
+            return None
+        return types.int64(types.float64), \
+            lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64))
+
+    @intrinsic
+    def i64_as_f64(typingctx, i):
+        if i != types.int64:
+            return None
+        return types.float64(types.int64), \
+            lambda context, builder, sig, args: builder.bitcast(args[0], ir.DoubleType())
+
+    namespace["_f64_as_i64"], namespace["_i64_as_f64"] = f64_as_i64, i64_as_f64
+
+
+def _f64_as_i64(x):  # pure-Python twins of the bit casts, replaced by numba intrinsics
+    return np.float64(x).view(np.int64)
+
+
+def _i64_as_f64(i):
+    return np.int64(i).view(np.float64)
+
+
+#: The kernels of this module (the shared primitives and the step loops).
+JIT = LazyJit(globals(), prepare=_bit_cast_intrinsics)
+
+
+# --- shared compiled primitives -----------------------------------------------------------
+# Written in the subset of Python that numba compiles; plain functions until JIT.ensure().
 
 _MAGIC = 6755399441055744.0  # 1.5 * 2**52: y + _MAGIC rounds y to an integer kept in the low bits
 
 
-def _tanh(x):
+# fastmath only for tanh: fused multiply-adds there.
+@JIT.register(fastmath={"contract"})
+def fast_tanh(x):
     """tanh(x) in float64 (float32 input is widened), branch-free so loops over it vectorise.
+
+    Within 3 units in the last place of numpy's tanh; NaN propagates and ``+-inf`` give
+    ``+-1``. A scalar function, to be called from compiled loops (``kernels.fast_tanh(v)``).
 
     ``|x| < 0.625``: Cephes' rational approximation ``x + x z P(z) / Q(z)``, ``z = x**2``.
     Otherwise ``(e - 1) / (e + 1)`` with ``e = exp(2|x|)`` from ``2**k * p(r)``, ``p`` the
     degree-12 Taylor polynomial of ``exp`` on ``|r| <= ln(2) / 2`` (Estrin's scheme, for a
     short dependency chain) and ``2**k`` built in the exponent bits. ``|x|`` is capped at 20,
-    beyond which tanh rounds to 1; NaN propagates. Both branches are computed and one is
-    selected, with a single division.
+    beyond which tanh rounds to 1. Both branches are computed and one is selected, with a
+    single division.
     """
     x = np.float64(x)
     a = np.abs(x)
@@ -128,32 +264,27 @@ def _tanh(x):
     return num / den
 
 
-def _leaky_tanh(pre, xprev, keep, leak):
-    """``pre = keep * xprev + leak * tanh(pre)``, elementwise, in place.
+@JIT.register
+def csr_matvec_add(indptr, indices, data, x, out):
+    """``out += A @ x`` for the CSR parts of ``A`` (see :func:`csr_parts`) and a vector ``x``.
 
-    tanh is rounded to the array's dtype before the leak (the store does it), as numpy does
-    in float32. ``pre`` and ``xprev`` must not overlap: LLVM vectorises the loop after a
-    runtime check that they do not, and would run it scalar (~5x slower) if they did.
+    Each row is summed into four partial sums (started at zero in ``out``'s dtype), so the
+    additions do not wait on one another; ``indices`` must be unsigned, so no negative-index
+    wraparound is emitted per stored entry. ``x`` and ``out`` must not overlap.
     """
-    for i in range(pre.shape[0]):
-        pre[i] = _tanh(pre[i])
-        pre[i] = keep * xprev[i] + leak * pre[i]
-
-
-def _csr_matvec_add(indptr, indices, data, x, pre):
-    """``pre += W @ x`` for CSR parts; ``indices`` unsigned. Four partial sums per row."""
     u1 = np.uint64(1)
     u2 = np.uint64(2)
     u3 = np.uint64(3)
     u4 = np.uint64(4)
-    for i in range(pre.shape[0]):
+    zero = out.dtype.type(0)
+    for i in range(out.shape[0]):
         k = np.uint64(indptr[i])
         end = np.uint64(indptr[i + 1])
         stop = k + ((end - k) // u4) * u4
-        s0 = pre[i]
-        s1 = s0 * 0
-        s2 = s0 * 0
-        s3 = s0 * 0
+        s0 = out[i]
+        s1 = zero
+        s2 = zero
+        s3 = zero
         while k < stop:
             s0 += data[k] * x[indices[k]]
             s1 += data[k + u1] * x[indices[k + u1]]
@@ -163,9 +294,98 @@ def _csr_matvec_add(indptr, indices, data, x, pre):
         while k < end:
             s0 += data[k] * x[indices[k]]
             k += u1
-        pre[i] = (s0 + s1) + (s2 + s3)
+        out[i] = (s0 + s1) + (s2 + s3)
 
 
+@JIT.register
+def csr_matmat_add(indptr, indices, data, X, out):
+    """``out += A @ X`` for the CSR parts of ``A`` and C-contiguous ``X`` (n, B), ``out`` (m, B).
+
+    A batch is held as rows of ``B`` values, so each stored entry of ``A`` updates a contiguous
+    row of ``out`` (four entries per pass over it, a loop LLVM vectorises); ``indices``
+    unsigned. ``X`` and ``out`` must not overlap.
+    """
+    n_batch = out.shape[1]
+    u1 = np.uint64(1)
+    u2 = np.uint64(2)
+    u3 = np.uint64(3)
+    u4 = np.uint64(4)
+    for i in range(out.shape[0]):
+        o = out[i]
+        k = np.uint64(indptr[i])
+        end = np.uint64(indptr[i + 1])
+        stop = k + ((end - k) // u4) * u4
+        while k < stop:
+            w0 = data[k]
+            w1 = data[k + u1]
+            w2 = data[k + u2]
+            w3 = data[k + u3]
+            x0 = X[indices[k]]
+            x1 = X[indices[k + u1]]
+            x2 = X[indices[k + u2]]
+            x3 = X[indices[k + u3]]
+            for s in range(n_batch):
+                o[s] += (w0 * x0[s] + w1 * x1[s]) + (w2 * x2[s] + w3 * x3[s])
+            k += u4
+        while k < end:
+            w = data[k]
+            xr = X[indices[k]]
+            for s in range(n_batch):
+                o[s] += w * xr[s]
+            k += u1
+
+
+def unsigned_indices(indices):
+    """CSR column indices viewed (no copy) as unsigned integers of the same width."""
+    indices = np.asarray(indices)
+    return indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64)
+
+
+def csr_parts(W, dtype):
+    """``(indptr, unsigned indices, data in dtype)`` of a sparse ``W`` (converted to CSR if
+    needed), the arguments :func:`csr_matvec_add` and :func:`csr_matmat_add` take."""
+    if W.format != "csr":
+        W = W.tocsr()
+    return W.indptr, unsigned_indices(W.indices), W.data.astype(dtype, copy=False)
+
+
+# --- numpy reference loops ----------------------------------------------------------------
+
+def _run_numpy(W, drive, x0, keep, leak, out):
+    x = x0
+    for t in range(drive.shape[-2]):
+        pre = W @ x if x.ndim == 1 else (W @ x.T).T
+        x = keep * x + leak * np.tanh(pre + drive[..., t, :])
+        out[..., t, :] = x
+    return x
+
+
+def _closed_loop_numpy(W, W_y, b, coef, intercept, x0, keep, leak, steps, y_out):
+    x = x0
+    y = coef @ x + intercept
+    for t in range(steps):
+        y_out[t] = y
+        x = keep * x + leak * np.tanh(W @ x + W_y @ y + b)
+        y = coef @ x + intercept
+    return x
+
+
+# --- compiled step loops ------------------------------------------------------------------
+
+@JIT.register
+def _leaky_tanh(pre, xprev, keep, leak):
+    """``pre = keep * xprev + leak * tanh(pre)``, elementwise, in place.
+
+    tanh is rounded to the array's dtype before the leak (the store does it), as numpy does
+    in float32. ``pre`` and ``xprev`` must not overlap: LLVM vectorises the loop after a
+    runtime check that they do not, and would run it scalar (~5x slower) if they did.
+    """
+    for i in range(pre.shape[0]):
+        pre[i] = fast_tanh(pre[i])
+        pre[i] = keep * xprev[i] + leak * pre[i]
+
+
+@JIT.register
 def _dot(a, b):
     """``a @ b`` for two vectors, with four partial sums."""
     n = a.shape[0]
@@ -184,16 +404,18 @@ def _dot(a, b):
     return (s0 + s1) + (s2 + s3)
 
 
+@JIT.register
 def _run_csr_nb(indptr, indices, data, drive, x0, keep, leak, out):
     xprev = x0
     for t in range(drive.shape[0]):
         x = out[t]  # the step is computed in place in its row of the output
         x[:] = drive[t]
-        _csr_matvec_add(indptr, indices, data, xprev, x)
+        csr_matvec_add(indptr, indices, data, xprev, x)
         _leaky_tanh(x, xprev, keep, leak)
         xprev = x
 
 
+@JIT.register
 def _run_dense_nb(W, drive, x0, keep, leak, out):
     xprev = x0
     for t in range(drive.shape[0]):
@@ -211,6 +433,7 @@ def _run_dense_nb(W, drive, x0, keep, leak, out):
 _TILE = 32
 
 
+@JIT.register
 def _drive_to_units(drive, t, pre, add):
     """``pre[i, s] (+)= drive[s, t, i]`` in tiles."""
     n_batch, _, n = drive.shape
@@ -226,6 +449,7 @@ def _drive_to_units(drive, t, pre, add):
                     pre[i, s] = d[i]
 
 
+@JIT.register
 def _units_to_out(X, out, t):
     """``out[s, t, i] = X[i, s]`` in tiles."""
     n, n_batch = X.shape
@@ -237,54 +461,25 @@ def _units_to_out(X, out, t):
                 o[i] = X[i, s]
 
 
-def _csr_matmat_add(indptr, indices, data, X, pre):
-    """``pre += W @ X`` for CSR parts and dense X (N, B): four nonzeros per pass over a row."""
-    n_batch = pre.shape[1]
-    u1 = np.uint64(1)
-    u2 = np.uint64(2)
-    u3 = np.uint64(3)
-    u4 = np.uint64(4)
-    for i in range(pre.shape[0]):
-        p = pre[i]
-        k = np.uint64(indptr[i])
-        end = np.uint64(indptr[i + 1])
-        stop = k + ((end - k) // u4) * u4
-        while k < stop:
-            w0 = data[k]
-            w1 = data[k + u1]
-            w2 = data[k + u2]
-            w3 = data[k + u3]
-            x0 = X[indices[k]]
-            x1 = X[indices[k + u1]]
-            x2 = X[indices[k + u2]]
-            x3 = X[indices[k + u3]]
-            for s in range(n_batch):
-                p[s] += (w0 * x0[s] + w1 * x1[s]) + (w2 * x2[s] + w3 * x3[s])
-            k += u4
-        while k < end:
-            w = data[k]
-            xr = X[indices[k]]
-            for s in range(n_batch):
-                p[s] += w * xr[s]
-            k += u1
-
-
+@JIT.register
 def _leaky_tanh_2d(pre, X, keep, leak):
     _leaky_tanh(pre.reshape(pre.size), X.reshape(X.size), keep, leak)
 
 
+@JIT.register
 def _run_csr_batch_nb(indptr, indices, data, drive, x0, keep, leak, out):
     n_batch, n_steps, n = drive.shape
     X = x0.T.copy()  # (N, B), C order; never a view of the caller's x0
     pre = np.empty((n, n_batch), dtype=X.dtype)
     for t in range(n_steps):
         _drive_to_units(drive, t, pre, False)
-        _csr_matmat_add(indptr, indices, data, X, pre)
+        csr_matmat_add(indptr, indices, data, X, pre)
         _leaky_tanh_2d(pre, X, keep, leak)
         X, pre = pre, X
         _units_to_out(X, out, t)
 
 
+@JIT.register
 def _run_dense_batch_nb(W, drive, x0, keep, leak, out):
     n_batch, n_steps, n = drive.shape
     X = x0.T.copy()  # (N, B), C order; never a view of the caller's x0
@@ -297,6 +492,7 @@ def _run_dense_batch_nb(W, drive, x0, keep, leak, out):
         _units_to_out(X, out, t)
 
 
+@JIT.register
 def _feedback_drive(W_y, b, y, pre):
     """``pre = b + W_y @ y``, a column of ``W_y`` at a time (the readout is narrow)."""
     pre[:] = b
@@ -306,11 +502,13 @@ def _feedback_drive(W_y, b, y, pre):
             pre[i] += W_y[i, m] * ym
 
 
+@JIT.register
 def _readout(coef, intercept, x, y):
     for m in range(y.shape[0]):
         y[m] = _dot(coef[m], x) + intercept[m]
 
 
+@JIT.register
 def _closed_loop_csr_nb(indptr, indices, data, W_y, b, coef, intercept, x0, keep, leak,
                         steps, y_out):
     x = x0.copy()
@@ -319,12 +517,13 @@ def _closed_loop_csr_nb(indptr, indices, data, W_y, b, coef, intercept, x0, keep
         y = y_out[t]
         _readout(coef, intercept, x, y)
         _feedback_drive(W_y, b, y, pre)
-        _csr_matvec_add(indptr, indices, data, x, pre)
+        csr_matvec_add(indptr, indices, data, x, pre)
         _leaky_tanh(pre, x, keep, leak)
         x, pre = pre, x
     return x
 
 
+@JIT.register
 def _closed_loop_dense_nb(W, W_y, b, coef, intercept, x0, keep, leak, steps, y_out):
     x = x0.copy()
     pre = np.empty_like(x)
@@ -341,95 +540,15 @@ def _closed_loop_dense_nb(W, W_y, b, coef, intercept, x0, keep, leak, steps, y_o
     return x
 
 
-_JITTED = ("_leaky_tanh", "_csr_matvec_add", "_dot", "_run_csr_nb", "_run_dense_nb",
-           "_drive_to_units", "_units_to_out", "_csr_matmat_add", "_leaky_tanh_2d",
-           "_run_csr_batch_nb", "_run_dense_batch_nb", "_feedback_drive", "_readout",
-           "_closed_loop_csr_nb", "_closed_loop_dense_nb")
-_COMPILED = False
-_COMPILE_LOCK = threading.Lock()
-
-
-def _f64_as_i64(x):  # pure-Python twins of the bit casts, replaced by numba intrinsics
-    return np.float64(x).view(np.int64)
-
-
-def _i64_as_f64(i):
-    return np.int64(i).view(np.float64)
-
-
-def _compiled():
-    """Import numba and jit the kernels (compiled on first call, then cached on disk)."""
-    global _COMPILED
-    if _COMPILED:
-        return
-    with _COMPILE_LOCK:
-        if not _COMPILED:
-            _jit_kernels()
-            _COMPILED = True
-
-
-def _jit_kernels():
-    """Replace the kernels above by numba dispatchers (and the bit casts by intrinsics)."""
-    import numba
-    from numba import types
-
-    g = globals()
-    if not numba.config.DISABLE_JIT:
-        from llvmlite import ir
-        from numba.extending import intrinsic
-
-        @intrinsic
-        def f64_as_i64(typingctx, x):
-            if x != types.float64:
-                return None
-            return types.int64(types.float64), \
-                lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64))
-
-        @intrinsic
-        def i64_as_f64(typingctx, i):
-            if i != types.int64:
-                return None
-            return types.float64(types.int64), \
-                lambda context, builder, sig, args: builder.bitcast(args[0], ir.DoubleType())
-
-        g["_f64_as_i64"], g["_i64_as_f64"] = f64_as_i64, i64_as_f64
-    # error_model="numpy": a division by zero gives inf/nan instead of raising, which is what
-    # lets LLVM vectorise the loops. fastmath only for tanh: fused multiply-adds there.
-    g["_tanh"] = numba.njit(cache=True, error_model="numpy", fastmath={"contract"})(g["_tanh"])
-    for name in _JITTED:
-        g[name] = numba.njit(cache=True, error_model="numpy", nogil=True)(g[name])
-
-
 # --- dispatch -----------------------------------------------------------------------------
 
-def _use_numba(backend):
-    """Resolve ``backend``; True when the compiled kernels run this call.
-
-    A numba that is installed but fails to import is an error when asked for by name and a
-    warning (then numpy) under ``"auto"``.
-    """
-    global HAVE_NUMBA
-    if resolve_backend(backend) != "numba":
-        return False
-    try:
-        _compiled()
-    except ImportError as exc:
-        if backend == "numba":
-            raise
-        HAVE_NUMBA = False
-        warnings.warn(f"numba is installed but cannot be imported ({exc}); recur falls back "
-                      "to its numpy kernels", RuntimeWarning, stacklevel=3)
-        return False
-    return True
-
-
-def _csr_parts(W, dtype):
-    """(indptr, unsigned indices, data in ``dtype``) of a sparse W, converted to CSR if needed."""
-    if W.format != "csr":
-        W = W.tocsr()
-    indices = W.indices
-    indices = indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64)
-    return W.indptr, indices, W.data.astype(dtype, copy=False)
+def _prepared(drive, x0, leak):
+    """C-contiguous drive, x0 in its dtype, (keep, leak) in it, and the output array."""
+    drive = np.ascontiguousarray(drive)
+    dtype = drive.dtype
+    x0 = np.ascontiguousarray(x0, dtype=dtype)
+    keep, leak = _coefficients(leak, dtype)
+    return drive, x0, keep, leak, np.empty_like(drive)
 
 
 def _coefficients(leak, dtype):
@@ -439,19 +558,16 @@ def _coefficients(leak, dtype):
 
 def run_sequence(W, drive, x0, leak, backend="auto"):
     """Run one sequence. ``drive`` (T, N), ``x0`` (N,); returns states (T, N) and x[T-1]."""
-    use_numba = _use_numba(backend)
-    drive = np.ascontiguousarray(drive)
-    dtype = drive.dtype
-    x0 = np.ascontiguousarray(x0, dtype=dtype)
-    keep, leak = _coefficients(leak, dtype)
-    out = np.empty_like(drive)
+    fast = use_numba(backend)
+    drive, x0, keep, leak, out = _prepared(drive, x0, leak)
     if drive.shape[0] == 0:
         return out, x0.copy()
-    if use_numba:
+    if fast:
         if sp.issparse(W):
-            _run_csr_nb(*_csr_parts(W, dtype), drive, x0, keep, leak, out)
+            _run_csr_nb(*csr_parts(W, drive.dtype), drive, x0, keep, leak, out)
         else:
-            _run_dense_nb(np.ascontiguousarray(W, dtype=dtype), drive, x0, keep, leak, out)
+            _run_dense_nb(np.ascontiguousarray(W, dtype=drive.dtype), drive, x0, keep, leak,
+                          out)
         return out, out[-1].copy()
     x = _run_numpy(W, drive, x0, keep, leak, out)
     return out, x
@@ -475,20 +591,16 @@ def _densify_batch(W, n, dtype):
 
 def run_batch(W, drive, x0, leak, backend="auto"):
     """Run a batch. ``drive`` (B, T, N), ``x0`` (B, N); returns states (B, T, N), x[:, T-1]."""
-    use_numba = _use_numba(backend)
-    drive = np.ascontiguousarray(drive)
+    fast = use_numba(backend)
+    drive, x0, keep, leak, out = _prepared(drive, x0, leak)
     dtype = drive.dtype
-    x0 = np.ascontiguousarray(x0, dtype=dtype)
-    keep, leak = _coefficients(leak, dtype)
-    out = np.empty_like(drive)
-    n = drive.shape[-1]
     if drive.shape[1] == 0:
         return out, x0.copy()
-    if sp.issparse(W) and _densify_batch(W, n, dtype):
+    if sp.issparse(W) and _densify_batch(W, drive.shape[-1], dtype):
         W = W.toarray()
-    if use_numba:
+    if fast:
         if sp.issparse(W):
-            _run_csr_batch_nb(*_csr_parts(W, dtype), drive, x0, keep, leak, out)
+            _run_csr_batch_nb(*csr_parts(W, dtype), drive, x0, keep, leak, out)
         else:
             _run_dense_batch_nb(np.ascontiguousarray(W, dtype=dtype), drive, x0, keep, leak,
                                 out)
@@ -506,16 +618,16 @@ def closed_loop(W, W_y, b, coef, intercept, x0, leak, steps, backend="auto"):
     Shapes: W (N, N), W_y (N, M), b (N,), coef (M, N), intercept (M,), x0 (N,).
     Returns y (steps, M) and the final state.
     """
-    use_numba = _use_numba(backend)
+    fast = use_numba(backend)
     x0 = np.ascontiguousarray(x0)
     dtype = x0.dtype
     y_out = np.empty((steps, coef.shape[0]), dtype=dtype)
     keep, leak = _coefficients(leak, dtype)
     W_y, b, coef, intercept = (np.ascontiguousarray(a, dtype=dtype)
                                for a in (W_y, b, coef, intercept))
-    if use_numba:
+    if fast:
         if sp.issparse(W):
-            x = _closed_loop_csr_nb(*_csr_parts(W, dtype), W_y, b, coef, intercept, x0, keep,
+            x = _closed_loop_csr_nb(*csr_parts(W, dtype), W_y, b, coef, intercept, x0, keep,
                                     leak, steps, y_out)
         else:
             x = _closed_loop_dense_nb(np.ascontiguousarray(W, dtype=dtype), W_y, b, coef,

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 import recur as rc
-from recur import kernels, tasks
+from recur import kernels, masked, tasks
 from recur import rules as R
 from recur.masked import values, with_values
 from recur.networks import esn_gradient as eg
@@ -161,12 +161,12 @@ def test_larger_sparse_network_on_a_subset_of_edges():
     check_against_fd(net, net.init(11), data, ALL, max_entries=40)
 
 
-def test_numpy_per_edge_sums_by_masked_outer(monkeypatch):
-    # Without numba a CSR W's per-edge sums are a dense product read at the edges on denser
-    # graphs and masked_outer on sparser ones; check the masked_outer path too.
-    monkeypatch.setattr(eg, "_DENSE_SUMS_MIN_DENSITY", np.inf)
+def test_numpy_per_edge_sums_by_gathers(monkeypatch):
+    # Without numba, masked_outer sums a CSR W's edges through a dense product read at the
+    # edges on denser graphs and through gathers on sparser ones; check the gathers too.
+    monkeypatch.setattr(masked, "_DENSE_SUMS_MIN_DENSITY", np.inf)
     net = make_net(seed=30)
-    assert not eg._dense_sums_pay(net.init(31)["W"])
+    assert not masked._dense_sums_pay(net.init(31)["W"], 10_000, np.float64, False)
     check_against_fd(net, net.init(31), closed_loop(batch=2), ["numpy"])
 
 
@@ -265,18 +265,18 @@ def test_rejects_malformed_input():
 # --- compiled and numpy paths -------------------------------------------------------------
 
 @needs_numba
-@pytest.mark.parametrize("kind", ["csr", "csr-masked_outer", "dense"])
+@pytest.mark.parametrize("kind", ["csr", "csr-gathers", "dense"])
 @pytest.mark.parametrize("data", ["single", "batch", "closed"])
 @pytest.mark.parametrize("recover", [True, False])
 def test_numba_and_numpy_agree(monkeypatch, kind, data, recover):
-    # Few steps per pass of the per-edge sums, so several passes and a ragged last one run;
-    # 53 units give rows whose length is not a multiple of the 4-entry blocks. For a CSR W the
-    # numpy path sums per edge through a dense product or through masked_outer.
-    monkeypatch.setattr(eg, "_EDGE_SAMPLES", 24)
+    # Few samples per pass of the compiled per-edge sums, so several passes and a ragged last
+    # one run; 53 units give rows whose length is not a multiple of the 4-entry blocks. For a
+    # CSR W the numpy path sums per edge through a dense product or through gathers.
+    monkeypatch.setattr(masked, "_EDGE_SAMPLES", 24)
     if not recover:
         monkeypatch.setattr(eg, "_RECOVER_MAX_ERROR", 0.0)
-    monkeypatch.setattr(eg, "_DENSE_SUMS_MIN_DENSITY",
-                        np.inf if kind == "csr-masked_outer" else 0.0)
+    monkeypatch.setattr(masked, "_DENSE_SUMS_MIN_DENSITY",
+                        np.inf if kind == "csr-gathers" else 0.0)
     net = make_net(n=53, p=0.15, seed=26, sparse=kind != "dense", leak=0.7)
     params = net.init(27)
     objective = {"single": teacher_forced(steps=70, washout=10),

@@ -276,3 +276,82 @@ def test_import_does_not_load_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False", "import recur imported numba (it should load lazily)"
+
+
+# --- the shared primitives and the lazy-compile machinery ---------------------------------
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_csr_products_add_to_out(dtype, index_dtype):
+    kernels.JIT.ensure()
+    rng = np.random.default_rng(6)
+    A = recurrent(37, "csr", dtype, rng)  # rows of every length mod 4
+    A = sp.csr_array((A.data, A.indices.astype(index_dtype), A.indptr.astype(index_dtype)),
+                     shape=A.shape)
+    parts = kernels.csr_parts(A, dtype)
+    assert parts[1].dtype == (np.uint32 if index_dtype == np.int32 else np.uint64)
+    x = drive_for((37,), dtype, rng)
+    out = drive_for((37,), dtype, rng)
+    want = out + A @ x
+    kernels.csr_matvec_add(*parts, x, out)
+    assert_close(out, want, dtype)
+    X = drive_for((37, 5), dtype, rng)
+    OUT = drive_for((37, 5), dtype, rng)
+    want = OUT + A @ X
+    kernels.csr_matmat_add(*parts, X, OUT)
+    assert_close(OUT, want, dtype)
+
+
+@needs_numba
+def test_csr_matvec_keeps_an_infinite_start():
+    # The partial sums start at zero, not at 0 * out[i]: an infinite entry stays infinite
+    # (as with numpy), and NaN propagates.
+    kernels.JIT.ensure()
+    A = sp.csr_array(np.ones((3, 3)))
+    out = np.array([np.inf, -np.inf, np.nan])
+    kernels.csr_matvec_add(*kernels.csr_parts(A, np.float64), np.ones(3), out)
+    assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])
+
+
+@needs_numba
+def test_fast_tanh_is_callable_from_python():
+    kernels.JIT.ensure()
+    for v in (-3.0, -0.3, 0.0, 1e-5, 0.7, 19.5, np.inf):
+        assert kernels.fast_tanh(v) == pytest.approx(np.tanh(v), rel=1e-15, abs=1e-300)
+
+
+@needs_numba
+def test_lazy_jit_compiles_each_kernel_once():
+    import numba
+
+    namespace = {}
+    exec("def double(x):\n    return 2 * x\n", namespace)
+    exec("def quadruple(x):\n    return double(double(x))\n", namespace)
+    jit = kernels.LazyJit(namespace, after=[kernels.JIT])
+    jit.register(namespace["double"], cache=False)  # exec'd code has no file to cache in
+    jit.register(cache=False)(namespace["quadruple"])
+    assert not jit.ready and namespace["quadruple"](1) == 4  # plain Python until ensure()
+    jit.ensure()
+    dispatcher = namespace["double"]
+    assert isinstance(dispatcher, numba.core.registry.CPUDispatcher) and kernels.JIT.ready
+    jit.ensure()
+    assert namespace["double"] is dispatcher and namespace["quadruple"](2.5) == 10.0
+    with pytest.raises(RuntimeError, match="after compilation"):
+        jit.register(lambda x: x)
+
+
+@needs_numba
+def test_primitives_have_one_home():
+    # The modules that build on the primitives call kernels' dispatchers; none keeps a copy.
+    from recur import masked
+    from recur.networks import esn_gradient, esn_perturbation
+
+    for module in (esn_gradient, esn_perturbation, masked):
+        module._JIT.ensure()
+        assert kernels.JIT in module._JIT._after
+        for name in ("_tanh", "fast_tanh", "_f64_as_i64", "_i64_as_f64", "_csr_matvec_add",
+                     "_csr_matmat_add", "csr_matmat_add", "_unsigned", "_compiled"):
+            assert not hasattr(module, name), f"{module.__name__}.{name}"
+    for name in ("fast_tanh", "csr_matvec_add", "csr_matmat_add"):
+        assert type(getattr(kernels, name)).__name__ == "CPUDispatcher"

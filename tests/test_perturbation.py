@@ -568,3 +568,28 @@ def test_benchmark_quick(tmp_path):
     assert bench.main(["--quick", "--out", str(out)]) == 0
     text = out.read_text()
     assert "node perturbation" in text and "dense copies" in text and "masked outer" in text
+
+
+def test_numpy_backend_runs_without_numba():
+    # backend="numpy" is the numba-free twin: perturbations (both kinds) and the gradient
+    # never import numba, including their per-edge sums.
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from test_perturbation import small_net
+from recur import rules as R
+from recur.networks.esn_perturbation import esn_perturbations
+from recur.networks.esn_gradient import esn_gradient
+net, params, data = small_net(0, backend="numpy")
+for where in ("weights", "nodes"):
+    esn_perturbations(net, params, data, R.Perturbed(sigma=1e-3, n_samples=3, where=where),
+                      rng=0)
+esn_gradient(net, params, net.trajectory(params, data))
+print("numba" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "False"

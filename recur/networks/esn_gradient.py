@@ -59,7 +59,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import kernels
-from ..masked import edge_rows, masked_outer, with_values
+from ..masked import masked_outer, with_values
 
 __all__ = ["esn_gradient"]
 
@@ -111,13 +111,14 @@ def esn_gradient(net, params, traj, *, backend=None) -> dict:
     -----
     Cost: the backward loop is one product with ``W^T`` per step, as the forward run is one
     with ``W``; the recurrent gradient is one masked sum of ``T * B`` outer products,
-    ``O(T B edges)`` for a sparse ``W`` (a compiled per-edge kernel; without numba
-    :func:`~recur.masked.masked_outer`, or a dense product read at the edges when the graph
-    is dense enough for that to be cheaper) and one ``(N, TB) x (TB, N)`` BLAS product for a
-    dense one. The equations are in the module docstring. Measured by
+    ``O(T B edges)`` for a sparse ``W`` (:func:`~recur.masked.masked_outer`: a compiled
+    per-edge kernel, numpy gathers without numba, or a dense product read at the edges when
+    the graph is dense enough for that to be cheaper) and one ``(N, TB) x (TB, N)`` BLAS
+    product for a dense one. The equations are in the module docstring. Measured by
     ``benchmarks/bench_bptt.py``: 1-2.5 times the forward run.
     """
-    backend = kernels.resolve_backend(net.backend if backend is None else backend)
+    backend = net.backend if backend is None else backend
+    compiled = kernels.use_numba(backend, _JIT)
     W = params["W"]
     if sp.issparse(W) and W.format != "csr":
         raise TypeError(f"params['W'] must be a CSR matrix or a dense array, got "
@@ -147,7 +148,7 @@ def esn_gradient(net, params, traj, *, backend=None) -> dict:
     if not _recovers_slope(net):
         slope = _recomputed_slope(W, W_in, params["b"], x_prev, u, net.leak)
 
-    if backend == "numba":
+    if compiled:
         gz, v = _backward_numba(W, W_in, W_out, x, x_prev, slope, err, free, net.leak)
     else:
         if slope is None:
@@ -158,13 +159,10 @@ def esn_gradient(net, params, traj, *, backend=None) -> dict:
     gz_s = gz.reshape(-1, n)
     dtype = np.dtype(net.dtype)
     if sp.issparse(W):
-        if backend == "numba":
-            dW = _edge_sums_numba(W, gz, x_prev)
-        elif _dense_sums_pay(W):
-            dW = (gz_s.T @ x_prev.reshape(-1, n))[edge_rows(W), W.indices]
-        else:
-            dW = masked_outer(gz_s, x_prev.reshape(-1, n), W).data
-        grad_W = with_values(W, dW.astype(W.dtype, copy=False))
+        grad_W = masked_outer(gz_s, x_prev.reshape(-1, n), W,
+                              backend="numba" if compiled else "numpy")  # W's structure
+        if grad_W.dtype != W.dtype:
+            grad_W = with_values(W, grad_W.data.astype(W.dtype))
     else:
         dW = gz_s.T @ x_prev.reshape(-1, n)
         mask = net.topology.mask.toarray()
@@ -183,20 +181,6 @@ def esn_gradient(net, params, traj, *, backend=None) -> dict:
         "W_out": (gy_s.T @ x.reshape(-1, n)).astype(dtype, copy=False),
         "b_out": gy_s.sum(axis=0).astype(dtype, copy=False),
     }
-
-
-# Without numba, a CSR W's per-edge sums are cheaper as one dense BLAS product read at the
-# edges once the graph is this dense: masked_outer's gathers cost ~15-30 ns per sample and
-# edge, BLAS ~0.05-0.15 ns per sample and N^2 entry (measured on one busy core of an AMD
-# EPYC, N = 200-2000). At density >= 2% the dense product is still O(T x edges)
-# (N^2 <= 50 edges); the unit cap bounds its N x N temporary (128 MB).
-_DENSE_SUMS_MIN_DENSITY = 0.02
-_DENSE_SUMS_MAX_UNITS = 4000
-
-
-def _dense_sums_pay(W) -> bool:
-    n = W.shape[0]
-    return n <= _DENSE_SUMS_MAX_UNITS and W.nnz >= _DENSE_SUMS_MIN_DENSITY * n * W.shape[1]
 
 
 def _batched(a):
@@ -281,75 +265,16 @@ def _backward_numpy(W, W_in, W_out, slope, err, free, leak):
 
 
 # --- compiled kernels ---------------------------------------------------------------------
-# Plain functions until _compiled() jits them. Inside the backward loop the batch is held as
+# Plain functions until _JIT.ensure() jits them. Inside the backward loop the batch is held as
 # (N, B), so each stored entry of W^T updates a contiguous row of B values (the layout of the
-# forward kernels in recur.kernels); inputs and outputs stay (B, T, N) and are read and
-# written in tiles of _TILE units.
+# forward kernels in recur.kernels, whose CSR products it calls); inputs and outputs stay
+# (B, T, N) and are read and written in tiles of _TILE units.
 
+_JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 _TILE = 32
 
 
-def _csr_matmat_add(indptr, indices, data, X, out):
-    """``out += A @ X`` for CSR parts of A and X (N, B); four stored entries per pass.
-
-    Positions are unsigned so numba emits no negative-index wraparound per stored entry.
-    """
-    n_batch = out.shape[1]
-    u1 = np.uint64(1)
-    u2 = np.uint64(2)
-    u3 = np.uint64(3)
-    u4 = np.uint64(4)
-    for i in range(out.shape[0]):
-        o = out[i]
-        k = np.uint64(indptr[i])
-        end = np.uint64(indptr[i + 1])
-        stop = k + ((end - k) // u4) * u4
-        while k < stop:
-            w0 = data[k]
-            w1 = data[k + u1]
-            w2 = data[k + u2]
-            w3 = data[k + u3]
-            x0 = X[indices[k]]
-            x1 = X[indices[k + u1]]
-            x2 = X[indices[k + u2]]
-            x3 = X[indices[k + u3]]
-            for s in range(n_batch):
-                o[s] += (w0 * x0[s] + w1 * x1[s]) + (w2 * x2[s] + w3 * x3[s])
-            k += u4
-        while k < end:
-            w = data[k]
-            xr = X[indices[k]]
-            for s in range(n_batch):
-                o[s] += w * xr[s]
-            k += u1
-
-
-def _csr_matvec_add(indptr, indices, data, x, out):
-    """``out += A @ x`` for one vector; four partial sums per row break the add chain."""
-    u1 = np.uint64(1)
-    u2 = np.uint64(2)
-    u3 = np.uint64(3)
-    u4 = np.uint64(4)
-    for i in range(out.shape[0]):
-        k = np.uint64(indptr[i])
-        end = np.uint64(indptr[i + 1])
-        stop = k + ((end - k) // u4) * u4
-        s0 = out[i]
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        while k < stop:
-            s0 += data[k] * x[indices[k]]
-            s1 += data[k + u1] * x[indices[k + u1]]
-            s2 += data[k + u2] * x[indices[k + u2]]
-            s3 += data[k + u3] * x[indices[k + u3]]
-            k += u4
-        while k < end:
-            s0 += data[k] * x[indices[k]]
-            k += u1
-        out[i] = (s0 + s1) + (s2 + s3)
-
-
+@_JIT.register
 def _step_delta(x, x_prev, slope, recover, err, W_out, t, keep, leak, carry, G, gz_out):
     """One step's ``delta`` from the carried ``(1-a) g_{t+1} + W^T delta_{t+1} + ...``.
 
@@ -383,6 +308,7 @@ def _step_delta(x, x_prev, slope, recover, err, W_out, t, keep, leak, carry, G, 
                 G[i, s] = d * gx
 
 
+@_JIT.register
 def _feedback_add(W_in, W_out, G, carry, v_t):
     """``v_t = W_in^T G``; ``carry += W_out^T v_t``: the closed-loop path x -> y_hat -> u."""
     n, n_batch = G.shape
@@ -402,6 +328,7 @@ def _feedback_add(W_in, W_out, G, carry, v_t):
                 carry[i, s] += w * v_t[m, s]
 
 
+@_JIT.register
 def _backward_nb(sparse, indptr, indices, data, WT, x, x_prev, slope, recover, err, free,
                  W_in, W_out, keep, leak, gz_out, v_out):
     """The backward loop; ``W^T`` is CSR parts when ``sparse``, else the dense ``WT``.
@@ -421,9 +348,9 @@ def _backward_nb(sparse, indptr, indices, data, WT, x, x_prev, slope, recover, e
         if sparse:
             if single:
                 # 1-D contiguous views: a strided (N, 1) column would block vectorisation.
-                _csr_matvec_add(indptr, indices, data, G.reshape(n), carry.reshape(n))
+                kernels.csr_matvec_add(indptr, indices, data, G.reshape(n), carry.reshape(n))
             else:
-                _csr_matmat_add(indptr, indices, data, G, carry)
+                kernels.csr_matmat_add(indptr, indices, data, G, carry)
         else:
             np.dot(WT, G, tmp)  # BLAS
             for i in range(n):
@@ -433,118 +360,17 @@ def _backward_nb(sparse, indptr, indices, data, WT, x, x_prev, slope, recover, e
             _feedback_add(W_in, W_out, G, carry, v_out[t])
 
 
-def _to_units(a, t0, t1, buf):
-    """``buf[i, c] = a[s, t, i]`` for samples ``c = s * (t1 - t0) + t - t0``, in tiles."""
-    n_batch, _, n = a.shape
-    width = t1 - t0
-    for i0 in range(0, n, _TILE):
-        i1 = min(i0 + _TILE, n)
-        for s in range(n_batch):
-            for t in range(t0, t1):
-                row = a[s, t]
-                c = s * width + t - t0
-                for i in range(i0, i1):
-                    buf[i, c] = row[i]
-
-
-def _edge_sums_nb(indptr, indices, post, pre, chunk, out):
-    """``out[k] = sum_{s,t} post[s, t, i] pre[s, t, j]`` for every stored entry ``k = (i, j)``.
-
-    Time is taken ``chunk`` steps at a time: the chunk of both arrays is transposed to
-    (N, samples) so each entry is a dot product of two contiguous rows, and the rows of ``pre``
-    being gathered stay in cache. Four entries of a row share each load of the ``post`` row.
-    """
-    n_batch, n_steps, n = post.shape
-    n_rows = indptr.shape[0] - 1
-    width = min(chunk, n_steps)
-    # Rows padded off a power-of-two stride: the transposition writes a column of up to
-    # _TILE rows at once, and rows 4 KiB apart would all land in the same L1 cache sets.
-    stride = n_batch * width + 8
-    pbuf = np.empty((n, stride))
-    qbuf = np.empty((n, stride))
-    for k in range(out.shape[0]):
-        out[k] = 0.0
-    for t0 in range(0, n_steps, width):
-        t1 = min(t0 + width, n_steps)
-        m = n_batch * (t1 - t0)
-        _to_units(post, t0, t1, pbuf)
-        _to_units(pre, t0, t1, qbuf)
-        for i in range(n_rows):
-            g = pbuf[i, :m]
-            k = indptr[i]
-            end = indptr[i + 1]
-            stop = k + ((end - k) // 4) * 4
-            while k < stop:
-                h0 = qbuf[indices[k], :m]
-                h1 = qbuf[indices[k + 1], :m]
-                h2 = qbuf[indices[k + 2], :m]
-                h3 = qbuf[indices[k + 3], :m]
-                a0 = 0.0
-                a1 = 0.0
-                a2 = 0.0
-                a3 = 0.0
-                for c in range(m):
-                    gc = g[c]
-                    a0 += gc * h0[c]
-                    a1 += gc * h1[c]
-                    a2 += gc * h2[c]
-                    a3 += gc * h3[c]
-                out[k] += a0
-                out[k + 1] += a1
-                out[k + 2] += a2
-                out[k + 3] += a3
-                k += 4
-            while k < end:
-                h = qbuf[indices[k], :m]
-                acc = 0.0
-                for c in range(m):
-                    acc += g[c] * h[c]
-                out[k] += acc
-                k += 1
-
-
-_JITTED = ("_csr_matmat_add", "_csr_matvec_add", "_step_delta", "_feedback_add",
-           "_backward_nb", "_to_units")
-_COMPILED = False
-
-
-def _compiled():
-    """Import numba and jit the kernels (on first use; cached on disk by numba)."""
-    global _COMPILED
-    if _COMPILED:
-        return
-    import numba
-
-    g = globals()
-    for name in _JITTED:
-        g[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(g[name])
-    # Reassociation lets LLVM vectorise the dot products; they then sum in another order than
-    # numpy's, so the backends agree to rounding.
-    g["_edge_sums_nb"] = numba.njit(cache=True, nogil=True, error_model="numpy",
-                                    fastmath={"reassoc", "contract"})(g["_edge_sums_nb"])
-    _COMPILED = True
-
-
-def _unsigned(indices):
-    """CSR column indices as uint64: no wraparound checks in the compiled loops."""
-    return indices.astype(np.uint64)
-
-
 def _backward_numba(W, W_in, W_out, x, x_prev, slope, err, free, leak):
     """Compiled loop; returns delta (B, T, N) and ``W_in^T delta`` (B, T, n_in)."""
-    _compiled()
+    _JIT.ensure()
     n_batch, n_steps, n = x.shape
     gz = np.empty((n_batch, n_steps, n))
     v = np.zeros((n_steps, W_in.shape[1], n_batch))
     if sp.issparse(W):
-        WT = W.T.tocsr()
-        indptr, indices = WT.indptr.astype(np.int64), _unsigned(WT.indices)
-        data = WT.data.astype(np.float64)
+        indptr, indices, data = kernels.csr_parts(W.T, np.float64)
         dense = np.zeros((1, 1))
     else:
-        indptr = np.zeros(1, dtype=np.int64)
-        indices = np.zeros(1, dtype=np.uint64)
-        data = np.zeros(1)
+        indptr, indices, data = kernels.csr_parts(sp.csr_array((1, 1)), np.float64)
         dense = np.ascontiguousarray(np.asarray(W, dtype=np.float64).T)
     recover = slope is None
     if recover:
@@ -552,20 +378,3 @@ def _backward_numba(W, W_in, W_out, x, x_prev, slope, err, free, leak):
     _backward_nb(sp.issparse(W), indptr, indices, data, dense, x, x_prev, slope, recover, err,
                  free, W_in, W_out, 1.0 - float(leak), float(leak), gz, v)
     return gz, v.transpose(2, 0, 1)
-
-
-# Samples per pass of the per-edge sums. Measured on one busy core of an AMD EPYC (N = 1000
-# at density 0.1, 500 and 8000 samples): 0.2-0.35 ns per entry and sample at 256-1024, about
-# twice that at 64, where the per-entry loop overhead dominates, and at 2048, where the
-# gathered rows of the chunk leave the cache.
-_EDGE_SAMPLES = 512
-
-
-def _edge_sums_numba(W, post, pre):
-    """Per-edge sums ``sum_{s,t} post[s,t,i] pre[s,t,j]`` in W's storage order."""
-    _compiled()
-    n_batch, n_steps, _ = post.shape
-    chunk = max(1, _EDGE_SAMPLES // n_batch)
-    out = np.empty(W.nnz)
-    _edge_sums_nb(W.indptr.astype(np.int64), _unsigned(W.indices), post, pre, chunk, out)
-    return out

@@ -295,7 +295,7 @@ def _weight_losses(setup, run_params):
     B = setup.n_batch
     with np.errstate(over="ignore", invalid="ignore"):
         if setup.backend == "numba":
-            _compiled()
+            _JIT.ensure()
             dt = setup.dtype
             # kernel layout: the run axis last, so a block of runs is contiguous
             V = np.ascontiguousarray(run_params["W"].T)                        # (nnz, R)
@@ -307,10 +307,10 @@ def _weight_losses(setup, run_params):
             block = max(_MIN_BLOCK, _BLOCK_BYTES // max(1, per_run * dt.itemsize))
             block = int(min(R, block - block % 8))
             sq = np.zeros(B * R)
-            _weight_run_nb(setup.indptr, _unsigned(setup.indices), V, W_in, bias, W_out, b_out,
-                           setup.u_forced, setup.target, setup.counted, setup.n_forced,
-                           dt.type(1) - dt.type(setup.net.leak), dt.type(setup.net.leak),
-                           block, setup.x0, sq)
+            _weight_run_nb(setup.indptr, kernels.unsigned_indices(setup.indices), V, W_in, bias,
+                           W_out, b_out, setup.u_forced, setup.target, setup.counted,
+                           setup.n_forced, dt.type(1) - dt.type(setup.net.leak),
+                           dt.type(setup.net.leak), block, setup.x0, sq)
             sq = sq.reshape(B, R)
         else:
             sq = _runs_numpy(setup, R, run_params=run_params)
@@ -331,11 +331,11 @@ def _node_runs(setup, request, rng):
     keep, leak = dt.type(1) - dt.type(setup.net.leak), dt.type(setup.net.leak)
     with np.errstate(over="ignore", invalid="ignore"):
         if setup.backend == "numba":
-            _compiled()
+            _JIT.ensure()
             X = np.ascontiguousarray(np.repeat(setup.x0.T, R, axis=1))  # (N, B*R)
             Y = np.zeros((M, B * R), dtype=dt)
             sq = np.zeros(B * R)
-            idx = _unsigned(setup.indices)
+            idx = kernels.unsigned_indices(setup.indices)
             w = setup.edge_values.astype(dt, copy=False)
             p = setup.params
             W_in, bias = np.ascontiguousarray(p["W_in"]), np.ascontiguousarray(p["b"])
@@ -393,8 +393,9 @@ class _NodeEligibility:
         """Noise of steps ``t0 ..``: xi (Tc, N, B, K), zeta (Tc, M, B, K)."""
         s = self.setup
         if s.backend == "numba":
-            _node_eligibility_nb(s.indptr, _unsigned(s.indices), xi, zeta, self.xp, self.x,
-                                 self.u, t0, self.W, self.W_in, self.b, self.W_out, self.b_out)
+            _node_eligibility_nb(s.indptr, kernels.unsigned_indices(s.indices), xi, zeta,
+                                 self.xp, self.x, self.u, t0, self.W, self.W_in, self.b,
+                                 self.W_out, self.b_out)
             return
         t1 = t0 + xi.shape[0]
         xp, x, u = s.clean_x_prev[:, t0:t1], s.clean_x[:, t0:t1], s.clean_u[:, t0:t1]
@@ -405,7 +406,8 @@ class _NodeEligibility:
         # one masked sum of outer products on K stacked copies of W's structure
         post = xi.transpose(0, 2, 3, 1).reshape(-1, self.K * s.n_units)
         pre = xp.transpose(1, 0, 2).reshape(-1, s.n_units)
-        self.W += masked_outer(post, pre, self._stacked).data.reshape(self.K, -1).T
+        sums = masked_outer(post, pre, self._stacked, backend="numpy").data
+        self.W += sums.reshape(self.K, -1).T
 
     def result(self):
         s = self.setup
@@ -426,10 +428,6 @@ def _stacked_structure(indptr, indices, K, n):
     big = sp.csr_array((np.ones(nnz * K), np.tile(indices, K), big_indptr), shape=(K * n, n))
     big.has_sorted_indices = True
     return big
-
-
-def _unsigned(indices):
-    return indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64)
 
 
 # --- the numpy twin of the compiled runs --------------------------------------------------
@@ -518,63 +516,20 @@ def _block_diagonal(indptr, indices, values, n):
 
 
 # --- compiled kernels ---------------------------------------------------------------------
-# Plain Python in the subset numba compiles; _compiled() swaps each for its numba dispatcher.
+# Plain Python in the subset numba compiles; _JIT.ensure() swaps each for its numba dispatcher.
+# tanh is the shared one of recur.kernels.
 
-_MAGIC = 6755399441055744.0  # 1.5 * 2**52: y + _MAGIC rounds y to an integer in the low bits
-
-
-def _tanh(x):
-    """Branch-free tanh in float64 that LLVM vectorises (within 3 ulp of numpy's).
-
-    The formula of ``recur.kernels`` (Cephes' rational form for ``|x| < 0.625``, else
-    ``(e - 1) / (e + 1)`` with ``e = exp(2|x|)`` from ``2**k * p(r)``), repeated here because
-    that one is private to its module.
-    """
-    x = np.float64(x)
-    a = np.abs(x)
-    a = 20.0 if a > 20.0 else a  # NaN fails the test and passes through
-    z = x * x
-    P = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3
-    Q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z \
-        + 4.84406305325125486048e3
-    num_small = x * Q + x * z * P
-    y = 2.0 * a
-    t = y * 1.4426950408889634 + _MAGIC
-    kf = t - _MAGIC
-    r = (y - kf * 6.93145751953125e-1) - kf * 1.42860682030941723212e-6
-    r2 = r * r
-    r4 = r2 * r2
-    r8 = r4 * r4
-    q0 = (1.0 + r) + (0.5 + r * (1.0 / 6.0)) * r2
-    q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + (1.0 / 720.0 + r * (1.0 / 5040.0)) * r2
-    q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + (1.0 / 3628800.0 + r * (1.0 / 39916800.0)) * r2
-    p = (q0 + q1 * r4) + (q2 + (1.0 / 479001600.0) * r4) * r8
-    e = p * _i64_as_f64((_f64_as_i64(t) + 1023) << 52)
-    num_large = e - 1.0
-    if x < 0.0:
-        num_large = -num_large
-    small = a < 0.625
-    num = num_small if small else num_large
-    den = Q if small else e + 1.0
-    return num / den
+_JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 
 
-def _f64_as_i64(x):  # pure-Python twins of the bit casts, replaced by numba intrinsics
-    return np.float64(x).view(np.int64)
-
-
-def _i64_as_f64(i):
-    return np.int64(i).view(np.float64)
-
-
-
-
+@_JIT.register
 def _leaky_tanh(pre, x, keep, leak):
     """``x = keep * x + leak * tanh(pre)`` over flat arrays (a loop LLVM vectorises)."""
     for m in range(x.shape[0]):
-        x[m] = keep * x[m] + leak * _tanh(pre[m])
+        x[m] = keep * x[m] + leak * kernels.fast_tanh(pre[m])
 
 
+@_JIT.register
 def _weight_run_nb(indptr, indices, V, W_in, bias, W_out, b_out, u, target, counted, n_forced,
                    keep, leak, block, x0, sq):
     """Runs with their own parameters, run axis last: V (nnz, R), W_in (N, n_in, R),
@@ -651,6 +606,7 @@ def _weight_run_nb(indptr, indices, V, W_in, bias, W_out, b_out, u, target, coun
                             sq[b * n_runs + r0 + j] += d * d
 
 
+@_JIT.register
 def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, counted, t0,
                    n_forced, xi, zeta, antithetic, keep, leak, X, Y, sq):
     """Steps ``t0 .. t0 + Tc`` of runs sharing the weights, with node noise.
@@ -692,27 +648,7 @@ def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, coun
                 if antithetic:
                     for r in range(K):
                         pre[i, q + K + r] -= xi[tt, i, b, r]
-        for i in range(n):
-            e = indptr[i]
-            end = indptr[i + 1]
-            while e + 4 <= end:
-                w0 = w[e]
-                w1 = w[e + 1]
-                w2 = w[e + 2]
-                w3 = w[e + 3]
-                c0 = indices[e]
-                c1 = indices[e + 1]
-                c2 = indices[e + 2]
-                c3 = indices[e + 3]
-                for s in range(n_seq):
-                    pre[i, s] += (w0 * X[c0, s] + w1 * X[c1, s]) + (w2 * X[c2, s] + w3 * X[c3, s])
-                e += 4
-            while e < end:
-                w0 = w[e]
-                c0 = indices[e]
-                for s in range(n_seq):
-                    pre[i, s] += w0 * X[c0, s]
-                e += 1
+        kernels.csr_matmat_add(indptr, indices, w, X, pre)  # the shared recurrent product
         _leaky_tanh(pre_flat, x_flat, keep, leak)
         for m in range(n_out):
             for s in range(n_seq):
@@ -737,6 +673,7 @@ def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, coun
                         sq[b * R + r] += d * d
 
 
+@_JIT.register
 def _node_eligibility_nb(indptr, indices, xi, zeta, xp, x, u, t0, EW, EWin, Eb, EWout, Ebout):
     """Add noise x clean activity for steps ``t0 .. t0 + Tc``, perturbation axis last.
 
@@ -771,41 +708,3 @@ def _node_eligibility_nb(indptr, indices, xi, zeta, xp, x, u, t0, EW, EWin, Eb, 
                     a = x[b, t, j]
                     for k in range(K):
                         EWout[m, j, k] += a * zeta[tt, m, b, k]
-
-
-_JITTED = ("_leaky_tanh", "_weight_run_nb", "_node_chunk_nb", "_node_eligibility_nb")
-_COMPILED = False
-
-
-def _compiled():
-    """Import numba and jit the kernels (compiled on first call, then cached on disk)."""
-    global _COMPILED
-    if _COMPILED:
-        return
-    import numba
-    from numba import types
-
-    g = globals()
-    if not numba.config.DISABLE_JIT:
-        from llvmlite import ir
-        from numba.extending import intrinsic
-
-        @intrinsic
-        def f64_as_i64(typingctx, x):
-            if x != types.float64:
-                return None
-            return types.int64(types.float64), \
-                lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64))
-
-        @intrinsic
-        def i64_as_f64(typingctx, i):
-            if i != types.int64:
-                return None
-            return types.float64(types.int64), \
-                lambda context, builder, sig, args: builder.bitcast(args[0], ir.DoubleType())
-
-        g["_f64_as_i64"], g["_i64_as_f64"] = f64_as_i64, i64_as_f64
-    g["_tanh"] = numba.njit(cache=True, error_model="numpy", fastmath={"contract"})(g["_tanh"])
-    for name in _JITTED:
-        g[name] = numba.njit(cache=True, error_model="numpy", nogil=True)(g[name])
-    _COMPILED = True
