@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the ``recur`` command with ``argv`` (default: the process arguments); returns the
+    exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -9,6 +9,7 @@ __all__ = ["have_matplotlib", "plot_generation"]
 
 
 def have_matplotlib() -> bool:
+    """True when matplotlib can be imported (figures are then written)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:

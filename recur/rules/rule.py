@@ -21,6 +21,7 @@ __all__ = ["Rule", "apply_updates", "tree_map", "tree_add", "tree_vdot"]
 
 
 def _no_state(params):
+    """The state of a rule that keeps none."""
     return None
 
 
