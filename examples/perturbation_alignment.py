@@ -27,8 +27,9 @@ repeats) as ``K`` grows on a long trial, fits ``D_eff`` for each rule to the med
 holds ``K`` fixed and shortens the trial: node perturbation's dimension shrinks with ``T``,
 weight perturbation's does not, and the winner changes.
 
-The ESN perturbs every parameter it has (``W`` on its edges, ``W_in``, ``b``, ``W_out``,
-``b_out``: 451 values) and both rules update all of them, so the headline cosine is over all
+In parts 1 and 2 the rules perturb every parameter the ESN has (``W`` on its edges,
+``W_in``, ``b``, ``W_out``, ``b_out``: 451 values; the rules' default ``params=None``) and
+update all of them, so the headline cosine is over all
 parameters (``--param all``; ``--param W`` reads the recurrent weights alone). Each trial
 starts from the state a 300-step teacher-forced warm-up left, on which the readout is fitted
 by ridge (so the readout's own gradient is small and the credit to assign is the reservoir's).
@@ -39,11 +40,19 @@ sigma 1e-3, 20 repeats, median. The reference perturbed ``W`` only (300 weights,
 cosines 0.20 / 0.42 / 0.68 at K = 16 / 64 / 256) against node perturbation on ``W``
 (D_eff ~ 4,400: 0.0 / 0.12 / 0.28); the table prints the cosine on ``W`` next to those numbers.
 
+Part 3 runs that calibrated setting itself, with the rules' ``params``: weight perturbation of
+``W`` alone (``weight_perturbation(..., params=("W",))``: the other parameters run unperturbed,
+so ``D_eff = 300 + 1`` whatever share of the gradient they carry), next to the all-parameter
+rows read on ``W``; and node perturbation of the output nodes only
+(``node_perturbation(..., params=("W_out", "b_out"))``), the "few outputs" regime of Werfel et
+al.: one output over the trial, against weight perturbation of every parameter read on the same
+readout (``W_out``, ``b_out``), whose estimate there pays for all 451 perturbed values.
+
 Run::
 
     python examples/perturbation_alignment.py            # full size, 3 seeds, about a minute
     python examples/perturbation_alignment.py --quick    # K up to 64, 1 seed, a few seconds
-    python examples/perturbation_alignment.py --param W  # the recurrent weights alone
+    python examples/perturbation_alignment.py --param W  # parts 1-2 read on W alone
 """
 
 import argparse
@@ -62,6 +71,9 @@ from recur import rules
 from recur.rules import Gradient
 
 RULES = ("WP", "NP")
+# Part 3: rules that perturb some parameters only (name: (where, params)).
+RESTRICTED = {"WP-W": ("weights", ("W",)), "NP-out": ("nodes", ("W_out", "b_out"))}
+READOUT = ("W_out", "b_out")
 # Calibrated medians (REFERENCES.md) for W-only weight perturbation and node perturbation at
 # N=50, T=200, 300 edges, keyed by K.
 CALIBRATED = {"WP": {16: 0.20, 64: 0.42, 256: 0.68}, "NP": {16: 0.0, 64: 0.12, 256: 0.28}}
@@ -180,9 +192,31 @@ def gradient_share(net, params, data, state, name):
     return 1.0 if name == "all" else total / sq(grad[name])
 
 
-def rule(name, K, sigma):
-    make = rules.weight_perturbation if name == "WP" else rules.node_perturbation
-    return make(sigma=sigma, n_samples=K, antithetic=True)
+def rule(name, K, sigma, params=None):
+    make = rules.weight_perturbation if name.startswith("WP") else rules.node_perturbation
+    return make(sigma=sigma, n_samples=K, antithetic=True, params=params)
+
+
+def gradient_sq_norms(net, params, data, state):
+    """``||g_p||^2`` of the exact gradient, per parameter."""
+    grad = net.collect(params, data, Gradient(), state=state)[Gradient()]
+    return {name: float(np.sum(np.square(g.data if hasattr(g, "nnz") else g)))
+            for name, g in grad.items()}
+
+
+def joint_cosines(res, names, sq):
+    """Cosine of each repeat's update on ``names`` concatenated, from the per-parameter
+    cosines ``c_p`` and norm ratios ``r_p`` of an alignment result and the exact gradient's
+    ``||g_p||^2``: ``sum c_p r_p ||g_p||^2 / sqrt(sum r_p^2 ||g_p||^2 * sum ||g_p||^2)``."""
+    dot = upd = 0.0
+    for name in names:
+        c = np.nan_to_num(np.asarray(res[name]["cosine"], dtype=float))
+        r = np.nan_to_num(np.asarray(res[name]["norm_ratio"], dtype=float))
+        dot = dot + c * r * sq[name]
+        upd = upd + r ** 2 * sq[name]
+    total = sum(sq[name] for name in names)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return dot / np.sqrt(upd * total)
 
 
 def n_perturbed(name, net, params, steps, param):
@@ -200,7 +234,8 @@ def measure(net, params, data, state, name, K, config, rng):
                     repeats=config["repeats"], rng=rng, state=state)
     row = res[config["param"]]
     return {"result": res, "cosine": row["cosine_median"], "cosines": row["cosine"],
-            "ratios": row["norm_ratio"], "cosine_W": res["W"]["cosine_median"]}
+            "ratios": row["norm_ratio"], "cosine_W": res["W"]["cosine_median"],
+            "cosines_W": res["W"]["cosine"]}
 
 
 def part_samples(config):
@@ -211,16 +246,43 @@ def part_samples(config):
         data = trial(u, y, config["steps"], config)
         share = gradient_share(net, params, data, state, config["param"])
         share_W = gradient_share(net, params, data, state, "W")
+        sq = gradient_sq_norms(net, params, data, state)
         streams = np.random.default_rng([seed, 1]).spawn(len(RULES) * len(config["samples"]))
         for i, name in enumerate(RULES):
             for j, K in enumerate(config["samples"]):
                 cell = measure(net, params, data, state, name, K, config,
                                streams[i * len(config["samples"]) + j])
+                out = joint_cosines(cell["result"], READOUT, sq)
+                cell.update(cosines_out=out, cosine_out=float(np.nanmedian(out)))
                 cells.append({"seed": seed, "rule": name, "K": K, **cell,
                               "nominal": n_perturbed(name, net, params, config["steps"],
                                                      config["param"]),
                               "gradient_share": share, "gradient_share_W": share_W,
                               "n_W": _size(params["W"])})
+    return cells
+
+
+def part_restricted(config):
+    """Part 3: cosine vs K on the long trial for the rules that perturb some parameters only,
+    read on the parameters they perturb (``W``; ``W_out`` and ``b_out`` together)."""
+    cells = []
+    for seed in config["seeds"]:
+        net, params, u, y, state = build(seed, config)
+        data = trial(u, y, config["steps"], config)
+        streams = np.random.default_rng([seed, 3]).spawn(len(RESTRICTED)
+                                                         * len(config["samples"]))
+        for i, (name, (where, names)) in enumerate(RESTRICTED.items()):
+            for j, K in enumerate(config["samples"]):
+                res = alignment(rule(name, K, config["sigma"], names), net, params, data,
+                                repeats=config["repeats"], state=state,
+                                rng=streams[i * len(config["samples"]) + j])
+                row = res["all"]  # the perturbed parameters, concatenated
+                cells.append({"seed": seed, "rule": name, "K": K, "params": names,
+                              "cosine": row["cosine_median"], "cosines": row["cosine"],
+                              "ratios": row["norm_ratio"],
+                              "nominal": (sum(_size(params[n]) for n in names)
+                                          if where == "weights"
+                                          else net.n_out * config["steps"])})
     return cells
 
 
@@ -253,7 +315,7 @@ def a_priori_dimension(name, cells):
     return float(np.median([1 + c["nominal"] * c["gradient_share"] for c in cells]))
 
 
-def summarise(samples_cells, trial_cells, config):
+def summarise(samples_cells, trial_cells, config, restricted_cells=()):
     out = {"samples": {}, "trials": {}}
     Ks = config["samples"]
     for name in RULES:
@@ -298,6 +360,46 @@ def summarise(samples_cells, trial_cells, config):
         }
     wp, np_ = out["trials"]["WP"]["cosine"], out["trials"]["NP"]["cosine"]
     out["trials"]["winner"] = ["NP" if b > a else "WP" for a, b in zip(wp, np_)]
+    out["restricted"] = summarise_restricted(restricted_cells, samples_cells, config)
+    return out
+
+
+def summarise_restricted(cells, samples_cells, config):
+    """Part 3: the restricted rules, and the all-parameter rules read on the same parameters
+    (WP-W against WP and NP on ``W``; NP-out against WP and NP on ``W_out``, ``b_out``)."""
+    Ks = config["samples"]
+    out = {}
+    for name in RESTRICTED:
+        mine = [c for c in cells if c["rule"] == name]
+        med = [float(np.median([c["cosine"] for c in mine if c["K"] == K])) for K in Ks]
+        draws = [np.concatenate([c["cosines"] for c in mine if c["K"] == K]) for K in Ks]
+        D_fit = fit_dimension(Ks, med)
+        nominal = mine[0]["nominal"]
+        D_prior = nominal + 1 if name == "WP-W" else None
+        out[name] = {
+            "K": list(Ks), "cosine": med, "params": mine[0]["params"],
+            "cosine_se": [median_se(d) for d in draws],
+            "cosine_iqr": [tuple(float(q) for q in np.nanpercentile(d, [25, 75]))
+                           for d in draws],
+            "D_fit": D_fit,
+            "D_ratio": float(np.median([dimension_from_ratios(c["K"], c["ratios"])
+                                        for c in mine])),
+            "D_prior": D_prior, "nominal": nominal,
+            "predicted": [float(predicted_cosine(K, D_fit)) for K in Ks],
+            "predicted_prior": None if D_prior is None else
+            [float(predicted_cosine(K, D_prior)) for K in Ks],
+            "calibrated": ([CALIBRATED["WP"].get(K) for K in Ks] if name == "WP-W"
+                           else [None] * len(Ks)),
+        }
+    for name in RULES:
+        mine = [c for c in samples_cells if c["rule"] == name]
+        for key, what in (("W", "cosines_W"), ("out", "cosines_out")):
+            draws = [np.concatenate([c[what] for c in mine if c["K"] == K]) for K in Ks]
+            out[f"{name}-all on {key}"] = {
+                "K": list(Ks),
+                "cosine": [float(np.median([np.nanmedian(c[what]) for c in mine
+                                            if c["K"] == K])) for K in Ks],
+                "cosine_se": [median_se(d) for d in draws]}
     return out
 
 
@@ -334,8 +436,9 @@ def print_tables(summary, samples_cells, config):
         print(f"  {name}: fitted to the cosines {r['D_fit']:,.0f}; from the norm ratios "
               f"{r['D_ratio']:,.0f}{prior}; {nominal}")
     print(f"  a priori for WP: 1 + n_p ||g||^2 / ||g_p||^2 from the exact gradient; on W "
-          f"(n_W = 300) it is {s['WP']['D_prior_W']:,.0f},\n  because the ESN perturbs every "
-          "parameter (W, W_in, b, W_out, b_out) and the others carry much of the gradient.\n"
+          f"(n_W = 300) it is {s['WP']['D_prior_W']:,.0f},\n  because these rows perturb every "
+          "parameter (W, W_in, b, W_out, b_out) and the others carry much of the gradient\n"
+          "  (part 3 perturbs W alone).\n"
           "  calibrated (REFERENCES.md): W-only weight perturbation, D_eff 301; node "
           "perturbation ~4,400, on W")
     t = summary["trials"]
@@ -356,6 +459,38 @@ def print_tables(summary, samples_cells, config):
     print(f"\nPer parameter, seed {seed}, K={K}, T={config['steps']} (b_out is a single "
           "number: its cosine is +-1):")
     print(alignment_table(pick))
+    print_restricted(summary["restricted"], config)
+
+
+def print_restricted(r, config):
+    Ks = config["samples"]
+    wpw, npo = r["WP-W"], r["NP-out"]
+    print(f"\nPart 3: perturbing some parameters only (rules' params=...), T={config['steps']}, "
+          f"K perturbations, median over {config['repeats']} repeats x "
+          f"{len(config['seeds'])} seed(s)")
+    print("(a) weight perturbation of W alone (the calibrated setting) vs every parameter "
+          "perturbed, cosine on W")
+    header = (f"{'K':>5} {'WP-W':>7} {'sqrt(K/(K+' + str(wpw['D_prior']) + '))':>19} "
+              f"{'calibrated':>10} {'WP-all':>7} {'NP-all':>7}")
+    print(header)
+    print("-" * len(header))
+    for i, K in enumerate(Ks):
+        cal = wpw["calibrated"][i]
+        print(f"{K:>5} {wpw['cosine'][i]:>7.3f} {wpw['predicted_prior'][i]:>19.3f} "
+              f"{'-' if cal is None else f'{cal:.2f}':>10} "
+              f"{r['WP-all on W']['cosine'][i]:>7.3f} {r['NP-all on W']['cosine'][i]:>7.3f}")
+    print(f"  WP-W D_eff: fitted {wpw['D_fit']:,.0f}, from the norm ratios "
+          f"{wpw['D_ratio']:,.0f}, a priori {wpw['D_prior']} ({wpw['nominal']} edges + 1)")
+    print("(b) node perturbation of the output only (few outputs: NP wins) vs every parameter "
+          "perturbed, cosine on (W_out, b_out)")
+    header = f"{'K':>5} {'NP-out':>7} {'WP-all':>7} {'NP-all':>7}"
+    print(header)
+    print("-" * len(header))
+    for i, K in enumerate(Ks):
+        print(f"{K:>5} {npo['cosine'][i]:>7.3f} {r['WP-all on out']['cosine'][i]:>7.3f} "
+              f"{r['NP-all on out']['cosine'][i]:>7.3f}")
+    print(f"  NP-out D_eff: fitted {npo['D_fit']:,.1f}, from the norm ratios "
+          f"{npo['D_ratio']:,.1f}; {npo['nominal']} output-steps perturbed")
 
 
 def plot(summary, config, path):
@@ -363,8 +498,8 @@ def plot(summary, config, path):
         from matplotlib.figure import Figure  # no pyplot: nothing global, no display needed
     except ImportError:
         return None
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
-    left, right = fig.subplots(1, 2)
+    fig = Figure(figsize=(16, 4.5), layout="constrained")
+    left, right, third = fig.subplots(1, 3)
     colours = {"WP": "tab:red", "NP": "tab:blue"}
     s = summary["samples"]
     grid = np.geomspace(min(config["samples"]) / 1.5, max(config["samples"]) * 1.5, 100)
@@ -401,6 +536,24 @@ def plot(summary, config, path):
     right.set_ylabel(f"cosine to the BPTT gradient ({what})")
     right.set_title(f"K={t['WP']['K']}: node perturbation wins on short trials", fontsize=9)
     right.legend(fontsize=7)
+    r = summary["restricted"]
+    Ks = r["WP-W"]["K"]
+    third.plot(Ks, r["WP-W"]["cosine"], "o-", color="tab:red", label="WP of W only, on W")
+    third.plot(grid, predicted_cosine(grid, r["WP-W"]["D_prior"]), ":", color="tab:red",
+               label=f"sqrt(K/(K+{r['WP-W']['D_prior']}))")
+    cal = CALIBRATED["WP"]
+    third.plot(list(cal), list(cal.values()), "x", color="k", label="calibrated (W only)")
+    third.plot(Ks, r["WP-all on W"]["cosine"], "s--", color="tab:red", alpha=0.5,
+               label="WP of all, on W")
+    third.plot(Ks, r["NP-out"]["cosine"], "o-", color="tab:blue",
+               label="NP of the output only, on W_out, b_out")
+    third.plot(Ks, r["WP-all on out"]["cosine"], "s--", color="tab:blue", alpha=0.5,
+               label="WP of all, on W_out, b_out")
+    third.set_xscale("log")
+    third.set_xlabel("perturbations K")
+    third.set_ylabel("cosine on the perturbed parameters")
+    third.set_title("perturbing some parameters only (params=...)", fontsize=9)
+    third.legend(fontsize=6)
     fig.suptitle("Node vs weight perturbation on an ESN: alignment with the exact gradient")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -412,11 +565,13 @@ def main(argv=None):
     start = time.perf_counter()
     samples_cells = part_samples(config)
     trial_cells = part_trials(config)
-    summary = summarise(samples_cells, trial_cells, config)
+    restricted_cells = part_restricted(config)
+    summary = summarise(samples_cells, trial_cells, config, restricted_cells)
     print_tables(summary, samples_cells, config)
     figure = plot(summary, config, out / "perturbation_alignment.png")
     seconds = time.perf_counter() - start
-    print(f"\n{len(samples_cells) + len(trial_cells)} cells in {seconds:.1f} s"
+    n_cells = len(samples_cells) + len(trial_cells) + len(restricted_cells)
+    print(f"\n{n_cells} cells in {seconds:.1f} s"
           + (f"; figure: {figure}" if figure else " (no matplotlib: no figure)"))
     strip = ("result",)
     return {"config": config, "summary": summary,
@@ -424,6 +579,7 @@ def main(argv=None):
                               for c in samples_cells],
             "trial_cells": [{k: v for k, v in c.items() if k not in strip}
                             for c in trial_cells],
+            "restricted_cells": restricted_cells,
             "figure": figure, "seconds": seconds}
 
 

@@ -160,3 +160,25 @@ def test_gradient_descent_with_train_reaches_least_squares():
     W_ls = np.linalg.lstsq(x, y, rcond=None)[0].T
     np.testing.assert_allclose(p["W"], W_ls, atol=1e-6)
     assert hist.final_loss < hist.loss[0]
+
+
+@pytest.mark.parametrize("where", ["nodes", "weights"])
+def test_perturbing_some_parameters(where):
+    # The only parameter is W: params=("W",) is the unrestricted request (same draws and
+    # eligibility keys), any other name is refused with the network's parameters listed.
+    net, params, data = _problem(8)
+    full = R.Perturbed(1e-3, 6, where)
+    sub = R.Perturbed(1e-3, 6, where, params=("W",))
+    a, b = net.collect(params, data, full, rng=3)[full], net.collect(params, data, sub, rng=3)[sub]
+    assert set(b.eligibility) == {"W"}
+    np.testing.assert_array_equal(a.eligibility["W"], b.eligibility["W"])
+    np.testing.assert_array_equal(a.losses, b.losses)
+    bad = R.Perturbed(1e-3, 6, where, params=("W", "W_out"))
+    with pytest.raises(ValueError, match=r"'W_out'.*\['W'\]"):
+        net.collect(params, data, bad, rng=0)
+    rule = (R.weight_perturbation if where == "weights" else R.node_perturbation)(
+        1e-3, n_samples=4, params=("W",))
+    assert rule.hparams["params"] == ("W",)
+    direction, _ = rule.update(net.collect(params, data, rule.requests, rng=0),
+                               rule.init(params), params)
+    assert set(direction) == {"W"}

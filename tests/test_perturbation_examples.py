@@ -105,11 +105,45 @@ def test_each_rule_wins_where_its_dimension_is_smaller(aligned):
         assert 0.6 < d / s["WP"]["D_prior"] < 1.6
 
 
+def test_weight_perturbation_of_W_alone_has_the_dimension_of_its_edges(aligned):
+    # The calibrated setting (REFERENCES.md): with params=("W",) the other parameters run
+    # unperturbed, so D_eff is the number of edges + 1 (301), whatever share of the gradient
+    # the others carry; the cosines follow sqrt(K / (K + D_eff)).
+    r = aligned["summary"]["restricted"]["WP-W"]
+    edges = aligned["config"]["edges"]
+    assert r["params"] == ("W",) and r["nominal"] == edges and r["D_prior"] == edges + 1
+    assert 0.6 * (edges + 1) < r["D_fit"] < 1.6 * (edges + 1), r["D_fit"]
+    assert 0.5 * (edges + 1) < r["D_ratio"] < 2.0 * (edges + 1), r["D_ratio"]
+    for K, c, p, se in zip(r["K"], r["cosine"], r["predicted_prior"], r["cosine_se"]):
+        assert _close(c, p, se), (K, c, p, se)
+    # perturbing W alone aligns better on W than perturbing everything (D_eff 301 < ~1,000)
+    on_W = aligned["summary"]["restricted"]["WP-all on W"]
+    assert r["cosine"][-1] > on_W["cosine"][-1] + 2 * math.hypot(r["cosine_se"][-1],
+                                                                 on_W["cosine_se"][-1])
+
+
+def test_node_perturbation_of_the_output_wins_on_the_readout(aligned):
+    # Few outputs (Werfel et al.): noise on the one output explores far fewer directions than
+    # weight perturbation of all 451 values, read on the same readout (W_out, b_out).
+    r = aligned["summary"]["restricted"]
+    npo, wp = r["NP-out"], r["WP-all on out"]
+    assert npo["params"] == ("W_out", "b_out")
+    # (the output-only cosines are heavy-tailed over draws: at K = 4 a median of 16 is not
+    # reliable, so the comparison starts at K = 16)
+    for K, a, b, sa, sb in zip(npo["K"], npo["cosine"], wp["cosine"], npo["cosine_se"],
+                               wp["cosine_se"]):
+        if K >= 16:
+            assert a > b + math.hypot(sa, sb), (K, a, b)
+    assert npo["cosine"][-1] > 0.5
+    assert npo["D_fit"] < 0.5 * r["WP-W"]["D_fit"]
+
+
 def test_alignment_cells_and_figure(aligned):
     config = aligned["config"]
     n = len(config["seeds"]) * 2
     assert len(aligned["samples_cells"]) == n * len(config["samples"])
     assert len(aligned["trial_cells"]) == n * len(config["trial_lengths"])
+    assert len(aligned["restricted_cells"]) == n * len(config["samples"])
     for c in aligned["samples_cells"]:
         assert len(c["cosines"]) == config["repeats"]
         assert np.all(np.abs(c["cosines"]) <= 1 + 1e-12)

@@ -42,6 +42,16 @@ so no array of size ``R x B x T x N`` is ever held; the noise does not depend on
 size, as each stream is drawn time-major from its own child generator
 (``rng.spawn(2)``: units ``(T, N, B, K)``, then outputs ``(T, M, B, K)``).
 
+With ``request.params`` (a tuple of names) only some parameters are perturbed: for weights,
+only the listed parameters' values get :math:`\epsilon_k` (the others are shared by every run,
+and their noise is not even drawn; each parameter draws from its own child stream, spawned
+in :data:`PARAMETER_NAMES` order, so a parameter's perturbations are the same
+whichever others are perturbed); for nodes, the units get :math:`\xi` only if any of ``"W"``,
+``"W_in"``, ``"b"`` is listed and the outputs get :math:`\zeta` only if ``"W_out"`` or
+``"b_out"`` is (the unused stream is neither drawn nor injected, and its traces are not
+accumulated). Either way the eligibility holds the listed names only. An unknown name raises
+``ValueError``.
+
 What the two give to first order in ``sigma`` (``g`` the exact gradient):
 
 - weights: :math:`L_k - L_0 = \langle g, \epsilon_k \rangle + O(\sigma^2)`, and with
@@ -78,6 +88,9 @@ __all__ = ["esn_perturbations", "PARAMETER_NAMES"]
 
 # Parameters that weight perturbation perturbs (those present in params, in this order).
 PARAMETER_NAMES = ("W", "W_in", "b", "W_out", "b_out")
+# Node perturbation: noise on the recurrent units credits these; noise on the outputs, those.
+_UNIT_PARAMETERS = ("W", "W_in", "b")
+_OUTPUT_PARAMETERS = ("W_out", "b_out")
 
 # Floats of node noise drawn per chunk of time steps: 2**22 floats is 32 MiB in float64.
 _CHUNK_BUDGET = 1 << 22
@@ -106,7 +119,7 @@ def esn_perturbations(net, params, data, request, *, state=None, rng=None,
     data : TeacherForced, ClosedLoop or (inputs, targets)
     request : Perturbed
         ``sigma``, ``n_samples`` (``K``), ``where`` ("weights" or "nodes"), ``antithetic``,
-        ``clean``.
+        ``clean``, ``params`` (the names to perturb; None for all).
     state : array, shape (N,) or (B, N), optional
         Initial state of every run (zeros by default).
     rng : None, int or Generator
@@ -119,13 +132,15 @@ def esn_perturbations(net, params, data, request, *, state=None, rng=None,
     -------
     Perturbations
         ``eligibility[name]`` of shape ``(K, *value_shape)`` for every parameter in
-        :data:`PARAMETER_NAMES` that ``params`` holds; ``(K, nnz)`` for a CSR ``W`` (values in
+        :data:`PARAMETER_NAMES` that ``params`` holds (and ``request.params`` lists, if given); ``(K, nnz)`` for a CSR ``W`` (values in
         storage order), ``(K, N, N)`` for a dense one (zero off the topology's mask).
         ``losses`` (K,), ``losses_minus`` (K,) when antithetic, ``loss_clean`` when
         ``request.clean``.
 
     Raises
     ------
+    ValueError
+        When ``request.params`` names a parameter the network does not have.
     DivergenceError
         When a perturbed run's states or predictions become NaN or inf (names how many and
         ``sigma``).
@@ -267,25 +282,37 @@ class _Setup:
 # --- weight perturbation ------------------------------------------------------------------
 
 def _weight_runs(setup, request, rng):
-    """Perturb every parameter's values; return (eligibility, losses of all runs)."""
+    """Perturb the values of the requested parameters (all by default); return (eligibility,
+    losses of all runs). Each parameter draws from its own child stream, so a parameter's
+    perturbations do not depend on which others are perturbed."""
     K, sigma = request.n_samples, request.sigma
+    R = 2 * K if request.antithetic else K
     p = setup.params
     names = [n for n in PARAMETER_NAMES if n in p]
+    chosen = request.selected(names)
     eps = {}
     for name, g in zip(names, rng.spawn(len(names))):
+        if name not in chosen:
+            continue
         shape = (setup.nnz,) if name == "W" else np.shape(p[name])
         eps[name] = g.standard_normal((K,) + tuple(shape)) * sigma
 
-    def per_run(base, e):
+    def per_run(base, name):
+        base = np.asarray(base)
+        if name not in eps:  # unperturbed: every run reads the same values
+            base = base.astype(setup.dtype, copy=False)
+            return np.broadcast_to(base[None], (R,) + base.shape)
+        e = eps[name]
         stacked = np.concatenate([e, -e]) if request.antithetic else e
-        return (np.asarray(base)[None] + stacked).astype(setup.dtype, copy=False)
+        return (base[None] + stacked).astype(setup.dtype, copy=False)
 
-    run_params = {"W": per_run(setup.edge_values, eps["W"])}
+    run_params = {"W": per_run(setup.edge_values, "W")}
     for name in ("W_in", "b", "W_out", "b_out"):
-        run_params[name] = per_run(p[name], eps[name])
+        run_params[name] = per_run(p[name], name)
     losses = _weight_losses(setup, run_params)
     eligibility = dict(eps)
-    eligibility["W"] = setup.to_param_shape(eps["W"])
+    if "W" in eligibility:
+        eligibility["W"] = setup.to_param_shape(eps["W"])
     return eligibility, losses
 
 
@@ -320,13 +347,22 @@ def _weight_losses(setup, run_params):
 # --- node perturbation --------------------------------------------------------------------
 
 def _node_runs(setup, request, rng):
-    """Noise on every pre-activation and counted output; return (eligibility, losses)."""
+    """Noise on every pre-activation and counted output; return (eligibility, losses).
+
+    With ``request.params`` the noise goes only where the listed parameters feed: the
+    recurrent units when any of ``W``, ``W_in``, ``b`` is listed, the outputs when ``W_out``
+    or ``b_out`` is (the other stream is neither drawn nor injected; each stream's values do
+    not depend on whether the other is drawn)."""
     K, sigma = request.n_samples, request.sigma
     B, N, M = setup.n_batch, setup.n_units, setup.n_out
     R = 2 * K if request.antithetic else K
+    chosen = request.selected([n for n in PARAMETER_NAMES if n in setup.params])
+    units = any(n in chosen for n in _UNIT_PARAMETERS)
+    outputs = any(n in chosen for n in _OUTPUT_PARAMETERS)
     g_xi, g_zeta = rng.spawn(2)
-    elig = _NodeEligibility(setup, K)
-    chunk = max(1, min(setup.n_steps, _CHUNK_BUDGET // max(1, N * B * K)))
+    elig = _NodeEligibility(setup, K, chosen)
+    width = (N if units else 0) + (M if outputs else 0)
+    chunk = max(1, min(setup.n_steps, _CHUNK_BUDGET // max(1, width * B * K)))
     dt = setup.dtype
     keep, leak = dt.type(1) - dt.type(setup.net.leak), dt.type(setup.net.leak)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -346,15 +382,18 @@ def _node_runs(setup, request, rng):
         # values do not depend on the chunk size.
         for t0 in range(0, setup.n_steps, chunk):
             t1 = min(t0 + chunk, setup.n_steps)
-            xi = g_xi.standard_normal((t1 - t0, N, B, K))
-            xi *= sigma
-            zeta = g_zeta.standard_normal((t1 - t0, M, B, K))
-            zeta *= sigma * setup.counted[t0:t1, None, None, None]
-            elig.add(t0, xi, zeta)
+            xi = zeta = None
+            if units:
+                xi = g_xi.standard_normal((t1 - t0, N, B, K))
+                xi *= sigma
+            if outputs:
+                zeta = g_zeta.standard_normal((t1 - t0, M, B, K))
+                zeta *= sigma * setup.counted[t0:t1, None, None, None]
+            elig.add(t0, t1 - t0, xi, zeta)
             if setup.backend == "numba":
                 _node_chunk_nb(setup.indptr, idx, w, W_in, bias, W_out, b_out, setup.u_forced,
-                               setup.target, setup.counted, t0, setup.n_forced,
-                               xi.astype(dt, copy=False), zeta.astype(dt, copy=False),
+                               setup.target, setup.counted, t0, setup.n_forced, t1 - t0, K,
+                               _or_empty(xi, dt), _or_empty(zeta, dt), units, outputs,
                                request.antithetic, keep, leak, X, Y, sq)
             else:
                 sq_chunk = _runs_numpy(setup, R, noise=(xi, zeta), t0=t0, state=state)
@@ -369,54 +408,80 @@ class _NodeEligibility:
     r"""Running sums of noise x clean presynaptic activity, for the K perturbations.
 
     Accumulated with the perturbation axis last (``(nnz, K)``, ``(N, n_in, K)``, ...), as the
-    noise is laid out, and transposed to ``(K, ...)`` at the end.
+    noise is laid out, and transposed to ``(K, ...)`` at the end. Only the sums of the
+    ``names`` to report are accumulated (``W_in`` and ``b`` together, ``W_out`` and ``b_out``
+    together: they cost little next to ``W``'s).
     """
 
-    def __init__(self, setup, K):
+    def __init__(self, setup, K, names):
         self.setup = setup
         self.K = K
+        self.names = tuple(names)
+        self.use_W = "W" in self.names
+        self.use_in = "W_in" in self.names or "b" in self.names
+        self.use_out = "W_out" in self.names or "b_out" in self.names
         n_in = setup.clean_u.shape[-1]
         N, M = setup.n_units, setup.n_out
-        self.W = np.zeros((setup.nnz, K))
-        self.W_in = np.zeros((N, n_in, K))
-        self.b = np.zeros((N, K))
-        self.W_out = np.zeros((M, N, K))
-        self.b_out = np.zeros((M, K))
+        # unused sums are empty arrays, never indexed
+        self.W = np.zeros((setup.nnz, K) if self.use_W else (0, K))
+        self.W_in = np.zeros((N, n_in, K) if self.use_in else (0, n_in, K))
+        self.b = np.zeros((N, K) if self.use_in else (0, K))
+        self.W_out = np.zeros((M, N, K) if self.use_out else (0, N, K))
+        self.b_out = np.zeros((M, K) if self.use_out else (0, K))
         if setup.backend == "numba":
             self.xp = np.ascontiguousarray(setup.clean_x_prev, dtype=np.float64)
             self.x = np.ascontiguousarray(setup.clean_x, dtype=np.float64)
             self.u = np.ascontiguousarray(setup.clean_u, dtype=np.float64)
-        else:
+        elif self.use_W:
             self._stacked = _stacked_structure(setup.indptr, setup.indices, K, N)
 
-    def add(self, t0, xi, zeta):
-        """Noise of steps ``t0 ..``: xi (Tc, N, B, K), zeta (Tc, M, B, K)."""
+    def add(self, t0, n_chunk, xi, zeta):
+        """Noise of steps ``t0 .. t0 + n_chunk``: xi (Tc, N, B, K) or None (no noise on the
+        units), zeta (Tc, M, B, K) or None (none on the outputs)."""
         s = self.setup
+        use_W, use_in = self.use_W and xi is not None, self.use_in and xi is not None
+        use_out = self.use_out and zeta is not None
         if s.backend == "numba":
-            _node_eligibility_nb(s.indptr, kernels.unsigned_indices(s.indices), xi, zeta,
+            _node_eligibility_nb(s.indptr, kernels.unsigned_indices(s.indices), n_chunk,
+                                 self.K, _or_empty(xi, np.float64),
+                                 _or_empty(zeta, np.float64), use_W, use_in, use_out,
                                  self.xp, self.x, self.u, t0, self.W, self.W_in, self.b,
                                  self.W_out, self.b_out)
             return
-        t1 = t0 + xi.shape[0]
+        t1 = t0 + n_chunk
         xp, x, u = s.clean_x_prev[:, t0:t1], s.clean_x[:, t0:t1], s.clean_u[:, t0:t1]
-        self.b += xi.sum(axis=(0, 2))
-        self.W_in += np.einsum("tnbk,btc->nck", xi, u)
-        self.b_out += zeta.sum(axis=(0, 2))
-        self.W_out += np.einsum("tmbk,btn->mnk", zeta, x)
-        # one masked sum of outer products on K stacked copies of W's structure
-        post = xi.transpose(0, 2, 3, 1).reshape(-1, self.K * s.n_units)
-        pre = xp.transpose(1, 0, 2).reshape(-1, s.n_units)
-        sums = masked_outer(post, pre, self._stacked, backend="numpy").data
-        self.W += sums.reshape(self.K, -1).T
+        if use_in:
+            self.b += xi.sum(axis=(0, 2))
+            self.W_in += np.einsum("tnbk,btc->nck", xi, u)
+        if use_out:
+            self.b_out += zeta.sum(axis=(0, 2))
+            self.W_out += np.einsum("tmbk,btn->mnk", zeta, x)
+        if use_W:
+            # one masked sum of outer products on K stacked copies of W's structure
+            post = xi.transpose(0, 2, 3, 1).reshape(-1, self.K * s.n_units)
+            pre = xp.transpose(1, 0, 2).reshape(-1, s.n_units)
+            sums = masked_outer(post, pre, self._stacked, backend="numpy").data
+            self.W += sums.reshape(self.K, -1).T
 
     def result(self):
         s = self.setup
-        out = {"W": s.to_param_shape(np.ascontiguousarray(self.W.T)),
-               "W_in": np.ascontiguousarray(self.W_in.transpose(2, 0, 1)),
-               "b": np.ascontiguousarray(self.b.T),
-               "W_out": np.ascontiguousarray(self.W_out.transpose(2, 0, 1)),
-               "b_out": np.ascontiguousarray(self.b_out.T)}
-        return {k: v for k, v in out.items() if k in s.params}
+        out = {}
+        if self.use_W:
+            out["W"] = s.to_param_shape(np.ascontiguousarray(self.W.T))
+        if self.use_in:
+            out["W_in"] = np.ascontiguousarray(self.W_in.transpose(2, 0, 1))
+            out["b"] = np.ascontiguousarray(self.b.T)
+        if self.use_out:
+            out["W_out"] = np.ascontiguousarray(self.W_out.transpose(2, 0, 1))
+            out["b_out"] = np.ascontiguousarray(self.b_out.T)
+        return {k: v for k, v in out.items() if k in self.names}
+
+
+def _or_empty(noise, dtype):
+    """The noise in ``dtype``, or an empty 4-d array standing for "no noise" (kernels)."""
+    if noise is None:
+        return np.zeros((0, 0, 0, 0), dtype=dtype)
+    return noise.astype(dtype, copy=False)
 
 
 def _stacked_structure(indptr, indices, K, n):
@@ -439,7 +504,8 @@ def _runs_numpy(setup, R, *, run_params=None, noise=None, t0=0, state=None):
     ``"W_out"``, ``"b_out"``) every run has its own parameters, and the recurrent product is
     one block-diagonal CSR matrix of all runs; all steps are run. Otherwise the runs share the
     network's parameters and ``noise = (xi, zeta)`` covers steps ``t0 .. t0 + Tc`` (the
-    ``+`` noise, (Tc, N, B, K) and (Tc, M, B, K); the runs beyond K take ``-xi``); ``state``
+    ``+`` noise, (Tc, N, B, K) and (Tc, M, B, K), either None for none; the runs beyond K
+    take ``-xi``); ``state``
     (a dict, empty at the first chunk) carries the states between chunks and the running
     squared errors, which are returned.
     """
@@ -469,8 +535,9 @@ def _runs_numpy(setup, R, *, run_params=None, noise=None, t0=0, state=None):
             return np.einsum("brn,rmn->brm", X, W_out) + b_out[None]
     else:
         xi, zeta = noise
-        K = xi.shape[-1]
-        steps = range(t0, t0 + xi.shape[0])
+        some = xi if xi is not None else zeta
+        K = some.shape[-1]
+        steps = range(t0, t0 + some.shape[0])
         W = p["W"]
         if not state:
             state.update(X=np.repeat(setup.x0[:, None], R, axis=1), Y=np.zeros((B, R, M), dtype=dt),
@@ -483,11 +550,15 @@ def _runs_numpy(setup, R, *, run_params=None, noise=None, t0=0, state=None):
         def drive(t, Y):
             u = setup.u_forced[:, t][:, None] if t < setup.n_forced else Y
             d = u @ p["W_in"].T + p["b"]
+            if xi is None:
+                return d
             z = xi[t - t0].transpose(1, 2, 0)                           # (B, K, N)
             return d + (np.concatenate([z, -z], axis=1) if R > K else z)
 
         def readout(X):
             y = X @ p["W_out"].T + p["b_out"]
+            if zeta is None:
+                return y
             z = zeta[t - t0].transpose(1, 2, 0)
             return y + (np.concatenate([z, -z], axis=1) if R > K else z)
     for t in steps:
@@ -608,15 +679,18 @@ def _weight_run_nb(indptr, indices, V, W_in, bias, W_out, b_out, u, target, coun
 
 @_JIT.register
 def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, counted, t0,
-                   n_forced, xi, zeta, antithetic, keep, leak, X, Y, sq):
-    """Steps ``t0 .. t0 + Tc`` of runs sharing the weights, with node noise.
+                   n_forced, n_chunk, K, xi, zeta, use_xi, use_zeta, antithetic, keep, leak,
+                   X, Y, sq):
+    """Steps ``t0 .. t0 + n_chunk`` of runs sharing the weights, with node noise.
 
-    xi (Tc, N, B, K) on the pre-activations, zeta (Tc, M, B, K) on the outputs; sequence
+    xi (Tc, N, B, K) on the pre-activations (when ``use_xi``), zeta (Tc, M, B, K) on the
+    outputs (when ``use_zeta``; an unused one may be empty); sequence
     ``s = b * R + r`` takes ``+xi[..., b, r]`` for ``r < K`` and ``-xi[..., b, r - K]`` beyond
     (antithetic). X (N, B*R) states and Y (M, B*R) outputs carry over between chunks;
     ``sq[s]`` accumulates squared errors on counted steps.
     """
-    n_chunk, n, n_b, K = xi.shape
+    n = X.shape[0]
+    n_b = target.shape[0]
     n_in = W_in.shape[1]
     n_out = W_out.shape[0]
     n_seq = X.shape[1]
@@ -643,11 +717,12 @@ def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, coun
                         wc = W_in[i, c]
                         for r in range(R):
                             pre[i, q + r] += wc * Y[c, q + r]
-                for r in range(K):
-                    pre[i, q + r] += xi[tt, i, b, r]
-                if antithetic:
+                if use_xi:
                     for r in range(K):
-                        pre[i, q + K + r] -= xi[tt, i, b, r]
+                        pre[i, q + r] += xi[tt, i, b, r]
+                    if antithetic:
+                        for r in range(K):
+                            pre[i, q + K + r] -= xi[tt, i, b, r]
         kernels.csr_matmat_add(indptr, indices, w, X, pre)  # the shared recurrent product
         _leaky_tanh(pre_flat, x_flat, keep, leak)
         for m in range(n_out):
@@ -657,13 +732,14 @@ def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, coun
                 wk = W_out[m, k]
                 for s in range(n_seq):
                     Y[m, s] += wk * X[k, s]
-            for b in range(n_b):
-                q = b * R
-                for r in range(K):
-                    Y[m, q + r] += zeta[tt, m, b, r]
-                if antithetic:
+            if use_zeta:
+                for b in range(n_b):
+                    q = b * R
                     for r in range(K):
-                        Y[m, q + K + r] -= zeta[tt, m, b, r]
+                        Y[m, q + r] += zeta[tt, m, b, r]
+                    if antithetic:
+                        for r in range(K):
+                            Y[m, q + K + r] -= zeta[tt, m, b, r]
         if counted[t]:
             for m in range(n_out):
                 for b in range(n_b):
@@ -674,37 +750,45 @@ def _node_chunk_nb(indptr, indices, w, W_in, bias, W_out, b_out, u, target, coun
 
 
 @_JIT.register
-def _node_eligibility_nb(indptr, indices, xi, zeta, xp, x, u, t0, EW, EWin, Eb, EWout, Ebout):
-    """Add noise x clean activity for steps ``t0 .. t0 + Tc``, perturbation axis last.
+def _node_eligibility_nb(indptr, indices, n_chunk, K, xi, zeta, use_W, use_in, use_out, xp, x,
+                         u, t0, EW, EWin, Eb, EWout, Ebout):
+    """Add noise x clean activity for steps ``t0 .. t0 + n_chunk``, perturbation axis last.
 
     xi (Tc, N, B, K), zeta (Tc, M, B, K); clean xp, x (B, T, N) and u (B, T, n_in).
-    EW (nnz, K) += sum_{t,b} xp[b, t, col_e] xi[t, row_e, b]; EWin (N, n_in, K); Eb (N, K);
-    EWout (M, N, K); Ebout (M, K). Unit by unit, so each unit's edge sums stay in cache.
+    EW (nnz, K) += sum_{t,b} xp[b, t, col_e] xi[t, row_e, b] (when ``use_W``); EWin
+    (N, n_in, K) and Eb (N, K) (when ``use_in``); EWout (M, N, K) and Ebout (M, K) (when
+    ``use_out``). Unused noise and sums may be empty. Unit by unit, so each unit's edge sums
+    stay in cache.
     """
-    n_chunk, n, n_b, K = xi.shape
+    n_b = xp.shape[0]
+    n = xp.shape[2]
     n_in = u.shape[2]
-    n_out = zeta.shape[1]
-    for i in range(n):
-        for tt in range(n_chunk):
-            t = t0 + tt
-            for b in range(n_b):
-                for k in range(K):
-                    Eb[i, k] += xi[tt, i, b, k]
-                for c in range(n_in):
-                    uc = u[b, t, c]
+    if use_W or use_in:
+        for i in range(n):
+            for tt in range(n_chunk):
+                t = t0 + tt
+                for b in range(n_b):
+                    if use_in:
+                        for k in range(K):
+                            Eb[i, k] += xi[tt, i, b, k]
+                        for c in range(n_in):
+                            uc = u[b, t, c]
+                            for k in range(K):
+                                EWin[i, c, k] += uc * xi[tt, i, b, k]
+                    if use_W:
+                        for e in range(indptr[i], indptr[i + 1]):
+                            a = xp[b, t, indices[e]]
+                            for k in range(K):
+                                EW[e, k] += a * xi[tt, i, b, k]
+    if use_out:
+        n_out = zeta.shape[1]
+        for m in range(n_out):
+            for tt in range(n_chunk):
+                t = t0 + tt
+                for b in range(n_b):
                     for k in range(K):
-                        EWin[i, c, k] += uc * xi[tt, i, b, k]
-                for e in range(indptr[i], indptr[i + 1]):
-                    a = xp[b, t, indices[e]]
-                    for k in range(K):
-                        EW[e, k] += a * xi[tt, i, b, k]
-    for m in range(n_out):
-        for tt in range(n_chunk):
-            t = t0 + tt
-            for b in range(n_b):
-                for k in range(K):
-                    Ebout[m, k] += zeta[tt, m, b, k]
-                for j in range(n):
-                    a = x[b, t, j]
-                    for k in range(K):
-                        EWout[m, j, k] += a * zeta[tt, m, b, k]
+                        Ebout[m, k] += zeta[tt, m, b, k]
+                    for j in range(n):
+                        a = x[b, t, j]
+                        for k in range(K):
+                            EWout[m, j, k] += a * zeta[tt, m, b, k]

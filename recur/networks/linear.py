@@ -45,6 +45,9 @@ class Linear:
       \xi_{k,s}`; eligibility :math:`\sum_s \xi_{k,s}\, x_s^\top`.
     - :class:`~recur.rules.Activity`: ``pre = x``, ``post = y``, and the targets.
 
+    ``Perturbed(params=...)`` may name only ``"W"`` (the outputs are the only nodes, and
+    ``W`` feeds them); any other name raises ``ValueError``.
+
     The ``K`` perturbations are evaluated as one vectorised batch; antithetic pairs
     (:math:`\pm\epsilon_k`) fill ``losses_minus`` and ``clean`` the unperturbed loss, exactly
     as the ESN returns them.
@@ -203,6 +206,7 @@ class Linear:
         """
         K, sigma = req.n_samples, req.sigma
         S, M = err.shape
+        req.selected(("W",))  # the only parameter; raises on unknown names
         if req.where == "weights":
             eps = rng.standard_normal((K,) + np.shape(params["W"])) * sigma
             delta = np.matmul(eps, x.T).transpose(0, 2, 1)           # (K, S, M): eps_k x_s

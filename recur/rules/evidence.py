@@ -83,6 +83,14 @@ class Perturbed:
         Run each perturbation with both signs.
     clean : bool
         Also run the unperturbed network, for an exact reward baseline.
+    params : tuple of str or None
+        Names of the parameters to perturb (None: every trainable parameter). With
+        ``where="weights"`` only these parameters' values are perturbed (the others run
+        unperturbed); with ``where="nodes"`` the network injects noise only into the units
+        these parameters feed (for an ESN: the recurrent units when any of ``"W"``,
+        ``"W_in"``, ``"b"`` is listed, the outputs when ``"W_out"`` or ``"b_out"`` is). Either
+        way the eligibility holds only these names. The network checks the names (an unknown
+        one raises ``ValueError``).
     """
 
     sigma: float
@@ -90,12 +98,36 @@ class Perturbed:
     where: str = "weights"
     antithetic: bool = True
     clean: bool = True
+    params: tuple | None = None
 
     def __post_init__(self):
         check_positive(self.sigma, "sigma")
         check_positive(self.n_samples, "n_samples", integer=True)
         if self.where not in ("weights", "nodes"):
             raise ValueError(f"where must be 'weights' or 'nodes', got {self.where!r}")
+        if self.params is not None:
+            if not isinstance(self.params, tuple) or not all(
+                    isinstance(n, str) for n in self.params):
+                raise TypeError(f"params must be None or a tuple of parameter names, got "
+                                f"{self.params!r}")
+            if not self.params:
+                raise ValueError("params must name at least one parameter (None: all)")
+            if len(set(self.params)) != len(self.params):
+                raise ValueError(f"params names a parameter twice: {self.params!r}")
+
+    def selected(self, available) -> tuple:
+        """The names of ``available`` to perturb, in ``available``'s order.
+
+        Raises ``ValueError`` naming any requested parameter that ``available`` lacks.
+        """
+        available = tuple(available)
+        if self.params is None:
+            return available
+        unknown = [n for n in self.params if n not in available]
+        if unknown:
+            raise ValueError(f"cannot perturb unknown parameter(s) {unknown}; the network's "
+                             f"parameters are {list(available)}")
+        return tuple(n for n in available if n in self.params)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ BASELINES = ("clean", "running")
 
 
 def weight_perturbation(sigma, n_samples=16, antithetic=True, baseline="clean",
-                        baseline_decay=0.9):
+                        baseline_decay=0.9, params=None):
     r"""Weight perturbation: perturb every parameter value, correlate the loss change with it.
 
     .. math::
@@ -125,11 +125,14 @@ def weight_perturbation(sigma, n_samples=16, antithetic=True, baseline="clean",
         Ignored by the estimate when ``antithetic``; the running average is kept either way.
     baseline_decay : float in [0, 1)
         ``b <- decay * b + (1 - decay) * mean(L_k)`` after every update.
+    params : tuple of str or None
+        Names of the parameters to perturb and update (None: every trainable parameter); the
+        others run unperturbed and get no update. ``D`` is then the number of their values.
 
     Returns
     -------
     Rule
-        ``requires = Perturbed(sigma, n_samples, where="weights", antithetic, clean)``; state
+        ``requires = Perturbed(sigma, n_samples, where="weights", antithetic, clean, params)``; state
         ``{"baseline": float or None, "n_updates": int}``. Chain with
         :func:`~recur.rules.scale` for a learning rate.
 
@@ -139,11 +142,11 @@ def weight_perturbation(sigma, n_samples=16, antithetic=True, baseline="clean",
     2021.10.04.463055 (2021).
     """
     return _perturbation_rule("weight_perturbation", "weights", sigma, n_samples, antithetic,
-                              baseline, baseline_decay)
+                              baseline, baseline_decay, params)
 
 
 def node_perturbation(sigma, n_samples=16, antithetic=True, baseline="clean",
-                      baseline_decay=0.9):
+                      baseline_decay=0.9, params=None):
     r"""Node perturbation: perturb every unit's input, credit each weight through its trace.
 
     Noise :math:`\xi_{k,t} \sim N(0, \sigma^2 I)` is added to the pre-activation of every unit
@@ -173,11 +176,17 @@ def node_perturbation(sigma, n_samples=16, antithetic=True, baseline="clean",
     baseline : {"clean", "running"}
         See :func:`weight_perturbation`.
     baseline_decay : float in [0, 1)
+    params : tuple of str or None
+        Names of the parameters to credit and update (None: all). Noise goes only into the
+        units they feed: on an ESN, the recurrent units when any of ``"W"``, ``"W_in"``,
+        ``"b"`` is listed, the outputs when ``"W_out"`` or ``"b_out"`` is; e.g.
+        ``("W_out", "b_out")`` perturbs the outputs only (Werfel et al.'s setting: few
+        perturbed nodes).
 
     Returns
     -------
     Rule
-        ``requires = Perturbed(sigma, n_samples, where="nodes", antithetic, clean)``.
+        ``requires = Perturbed(sigma, n_samples, where="nodes", antithetic, clean, params)``.
 
     References
     ----------
@@ -185,7 +194,7 @@ def node_perturbation(sigma, n_samples=16, antithetic=True, baseline="clean",
     17:2699 (2005); Züge, Klos & Memmesheimer, bioRxiv 2021.10.04.463055 (2021).
     """
     return _perturbation_rule("node_perturbation", "nodes", sigma, n_samples, antithetic,
-                              baseline, baseline_decay)
+                              baseline, baseline_decay, params)
 
 
 def _check_hparams(sigma, n_samples, antithetic, baseline, baseline_decay):
@@ -199,11 +208,14 @@ def _check_hparams(sigma, n_samples, antithetic, baseline, baseline_decay):
                       high_open=True)
 
 
-def _perturbation_rule(name, where, sigma, n_samples, antithetic, baseline, baseline_decay):
+def _perturbation_rule(name, where, sigma, n_samples, antithetic, baseline, baseline_decay,
+                       params=None):
     _check_hparams(sigma, n_samples, antithetic, baseline, baseline_decay)
     antithetic = bool(antithetic)
+    if isinstance(params, list):
+        params = tuple(params)
     request = Perturbed(sigma=sigma, n_samples=n_samples, where=where, antithetic=antithetic,
-                        clean=(baseline == "clean" and not antithetic))
+                        clean=(baseline == "clean" and not antithetic), params=params)
 
     def init(params):
         return {"baseline": None, "n_updates": 0}
@@ -221,7 +233,7 @@ def _perturbation_rule(name, where, sigma, n_samples, antithetic, baseline, base
         return direction, {"baseline": running, "n_updates": state["n_updates"] + 1}
 
     hparams = {"sigma": sigma, "n_samples": n_samples, "antithetic": antithetic,
-               "baseline": baseline, "baseline_decay": baseline_decay}
+               "baseline": baseline, "baseline_decay": baseline_decay, "params": params}
     return Rule(name=name, hparams=hparams, init=init, update=update, requires=request)
 
 
