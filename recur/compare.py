@@ -110,8 +110,12 @@ def _one_seed(cfg, seed, rule_names):
     test_data = tasks.TeacherForced(u[n:], y[n:], washout=cfg.washout)
     variance = float(np.var(y[:n]))
     target_loss = cfg.target_nrmse**2 * variance
+    # One stream per rule, fixed by its place in RULES: a rule draws the same numbers
+    # whichever other rules run beside it.
+    streams = dict(zip(RULES, rng.spawn(len(RULES))))
     rows = []
     for name in rule_names:
+        stream_train, stream_align = streams[name].spawn(2)
         started = time.perf_counter()
         cosine = float("nan")
         if name == "fixed_ridge":
@@ -123,22 +127,22 @@ def _one_seed(cfg, seed, rule_names):
             # readout is then fitted by ridge, as for the fixed reservoir.
             rule = R.partition({"W": R.chain(R.oja(), R.scale(cfg.hebbian_rate))})
             adapted, hist = train(net, params0, rule, train_data, epochs=cfg.epochs,
-                                  rng=rng.spawn(1)[0], progress=False)
+                                  rng=stream_train, progress=False)
             params = _ridge_readout(net, adapted, train_data, cfg.ridge_alpha)
             curve = [net.loss(params, train_data)]
             updates = cfg.epochs + 1  # Hebbian epochs, then one solve
-            cosine = alignment(R.oja(), net, params0, train_data, repeats=1,
-                               rng=rng.spawn(1)[0])["all"]["cosine_median"]
+            cosine = alignment(R.oja(params=("W",)), net, params0, train_data, repeats=1,
+                               rng=stream_align)["all"]["cosine_median"]
         else:
             est, rate = _estimator(name, cfg)
             # Adam gives every rule the same step-size control, so the rules differ only in
             # the direction they propose.
             params, hist = train(net, params0, R.chain(est, R.adam(rate)), train_data,
-                                 epochs=cfg.epochs, rng=rng.spawn(1)[0], progress=False)
+                                 epochs=cfg.epochs, rng=stream_train, progress=False)
             curve = list(hist.loss) + [hist.final_loss]
             updates = hist.updates_to(target_loss)
             cosine = alignment(est, net, params0, train_data, repeats=cfg.alignment_repeats,
-                               rng=rng.spawn(1)[0])["all"]["cosine_median"]
+                               rng=stream_align)["all"]["cosine_median"]
         wall = time.perf_counter() - started
         test_pred = net.trajectory(params, test_data)
         rows.append({

@@ -69,9 +69,9 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
 
     .. math::
 
-        e_k = \mathrm{collect}(	heta_k, D), \quad
-        (\Delta_k, s_{k+1}) = \mathrm{rule.update}(e_k, s_k, 	heta_k), \quad
-        	heta_{k+1} = \mathrm{constrain}(	heta_k + \Delta_k)
+        e_k = \mathrm{collect}(\theta_k, D), \quad
+        (\Delta_k, s_{k+1}) = \mathrm{rule.update}(e_k, s_k, \theta_k), \quad
+        \theta_{k+1} = \mathrm{constrain}(\theta_k + \Delta_k)
 
     Parameters
     ----------
@@ -84,7 +84,9 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
     data : objective, (inputs, targets), or list of them
         A list is a stream cut into chunks: epoch ``k`` uses chunk ``k mod len(data)`` and
         starts from the state where the previous chunk ended (from ``state`` at the first
-        chunk), so a local rule sees the state advance through the whole stream.
+        chunk), so a local rule sees the state advance through the whole stream. For a
+        closed-loop chunk that is the state after its teacher-forced warm-up: the free run
+        leaves the true series, so it does not carry over.
     epochs : int >= 1
     rng : None, int or Generator
         Source of every random draw (perturbations, stochastic rules).
@@ -112,6 +114,7 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
         When the network cannot collect the evidence the rule requires.
     """
     check_positive(epochs, "epochs", integer=True)
+    check_positive(max_loss_growth, "max_loss_growth")
     if not isinstance(rule, Rule):
         raise TypeError(f"rule must be a recur Rule, got {type(rule).__name__}")
     if rule.is_transform:
@@ -232,12 +235,24 @@ def generate(net, params, readout, state, steps, *, inputs=None, target=None, le
     elif net.n_in and net.n_in != net.n_out:
         raise ValueError(f"closed loop feeds the {net.n_out}-dimensional prediction back as "
                          f"the input, but the network has n_in={net.n_in}")
+    if inputs is not None and inputs.shape[-1] != net.n_in:
+        raise ValueError(f"inputs must have {net.n_in} channel(s), got shape {inputs.shape}")
+    if inputs is not None and inputs.shape[:-2] != state.shape[:-1]:
+        raise ValueError(f"inputs {inputs.shape} and state {state.shape} disagree on the batch")
     if target is not None:
         if not hasattr(readout, "partial_fit"):
             raise TypeError("learning in the loop needs a readout with partial_fit")
         target = as_float_array(target, "target", ndim=(2, 3))
         if target.shape[-2] != steps:
             raise ValueError(f"target must have {steps} steps, got shape {target.shape}")
+        if target.shape[-1] != net.n_out:
+            raise ValueError(f"target must have {net.n_out} channel(s), got shape {target.shape}")
+    elif isinstance(readout, Readout):
+        readout._check_fitted()
+        if readout.coef_.shape != (net.n_out, net.n_units):
+            raise ValueError(f"the readout maps {readout.coef_.shape[1]} features to "
+                             f"{readout.coef_.shape[0]} output(s); the network needs "
+                             f"{net.n_units} to {net.n_out}")
     net.check_params(params)
 
     fast = (target is None and inputs is None and batch is None and isinstance(readout, Readout)

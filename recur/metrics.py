@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_float_array, check_positive
+from .validation import as_float_array, check_in_interval, check_positive
 
 __all__ = ["rmse", "nrmse", "valid_time", "memory_capacity"]
 
@@ -120,6 +120,7 @@ def memory_capacity(states, inputs, max_delay, *, alpha=1e-8, test_fraction=0.5,
         raise ValueError(f"states and inputs must have the same length, got {states.shape[0]} "
                          f"and {u.shape[0]}")
     check_positive(max_delay, "max_delay", integer=True)
+    check_in_interval(test_fraction, "test_fraction", 0.0, 1.0, high_open=True)
     T = states.shape[0] - max_delay
     n_test = int(round(T * test_fraction))
     if T < 2 * max_delay or n_test < 10 or T - n_test < 10:

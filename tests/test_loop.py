@@ -100,3 +100,14 @@ def test_bad_arguments():
         rc.generate(wide, wide.init(0), readout, h, 5)
     with pytest.raises(ValueError, match="feedback=True"):
         rc.generate(esn, params, readout, h, 5, inputs=np.zeros((5, 1)))
+
+
+def test_generate_checks_the_readout_and_inputs_against_the_network():
+    esn, params, readout, h, _ = _trained(4, n=60)
+    wide = rc.Ridge().fit(np.hstack([h, h])[None, :], np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="features"):
+        rc.generate(esn, params, wide, h, 5)
+    with pytest.raises(rc.NotFittedError):
+        rc.generate(esn, params, rc.Ridge(), np.stack([h, h]), 5)
+    with pytest.raises(ValueError, match="u must have shape"):
+        esn.step(params, h, np.zeros(3))

@@ -274,3 +274,27 @@ def test_data_of_the_wrong_shape():
         tasks.ClosedLoop(np.zeros((10, 1)), warmup=8, horizon=5)
     with pytest.raises(ValueError, match="sigma"):
         R.node_perturbation(sigma=0.0)
+
+
+def test_dense_W_updates_stay_on_the_graph_before_transforms():
+    # A dense W must train exactly like a sparse one: a Hebbian update reaches the transforms
+    # already restricted to the graph, so normalize_rows keeps every row norm.
+    for sparse in (True, False):
+        net = _net(sparse=sparse)
+        params = net.init(0)
+        rule = R.chain(R.hebbian(0.5, params=("W",)), R.normalize_rows())
+        ev = net.collect(params, _data(), rule.requests)
+        u, _ = rule.update(ev, rule.init(params), params)
+        new = _dense(R.apply_updates(params, u)["W"])
+        off = ~net.topology.mask.toarray()
+        assert not _dense(u["W"])[off].any()
+        np.testing.assert_allclose(np.linalg.norm(new, axis=1),
+                                   np.linalg.norm(_dense(params["W"]), axis=1), rtol=1e-12)
+
+
+def test_transform_names_accept_a_bare_string():
+    params = _net().init(0)
+    u = {"W_out": np.ones((1, 20)), "b_out": np.ones(1)}
+    assert set(R.masked_by("W_out").update(u, None, params)[0]) == {"W_out"}
+    with pytest.raises(TypeError, match="step"):
+        R.scale("a")

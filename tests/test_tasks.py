@@ -90,3 +90,17 @@ def test_normalisation_helpers():
     np.testing.assert_allclose(tasks.unsquash(s), x[:, :1] / 10)
     with pytest.raises(ValueError, match="constant"):
         tasks.standardize(np.ones((5, 1)))
+
+
+def test_windows():
+    x = np.arange(20.0)
+    w = tasks.windows(x, 5)
+    assert w.shape == (4, 5, 1) and w[1, 0, 0] == 5
+    assert tasks.windows(x, 5, stride=3).shape == (6, 5, 1)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="stride"):
+            tasks.windows(x, 5, stride=bad)
+    with pytest.raises(TypeError, match="stride"):
+        tasks.windows(x, 5, stride=2.5)
+    r = tasks.windows(x, 5, n_windows=7, rng=0)
+    assert r.shape == (7, 5, 1) and np.all(np.diff(r[:, :, 0], axis=1) == 1)

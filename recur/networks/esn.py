@@ -34,6 +34,8 @@ class Trajectory:
     loss : float
         Mean squared error over the counted steps.
     final_state : ndarray, shape (..., N)
+        The state after the last teacher-forced input (for a closed-loop objective, after
+        the warm-up: the free run is the network's own and is not continued from).
     """
 
     x_prev: np.ndarray
@@ -343,11 +345,19 @@ class ESN:
         if self.n_in:
             if u is None:
                 raise ValueError(f"u is required: this network has n_in={self.n_in}")
-            pre = pre + np.asarray(u, dtype=self.dtype) @ params["W_in"].T
+            u = np.asarray(u, dtype=self.dtype)
+            if u.shape != state.shape[:-1] + (self.n_in,):
+                raise ValueError(f"u must have shape {state.shape[:-1] + (self.n_in,)}, got "
+                                 f"{u.shape}")
+            pre = pre + u @ params["W_in"].T
         if self.feedback:
             if feedback is None:
                 raise ValueError("feedback is required for a network with feedback=True")
-            pre = pre + np.asarray(feedback, dtype=self.dtype) @ params["W_fb"].T
+            feedback = np.asarray(feedback, dtype=self.dtype)
+            if feedback.shape != state.shape[:-1] + (self.n_out,):
+                raise ValueError(f"feedback must have shape "
+                                 f"{state.shape[:-1] + (self.n_out,)}, got {feedback.shape}")
+            pre = pre + feedback @ params["W_fb"].T
         new = (1.0 - self.leak) * state + self.leak * np.tanh(pre)
         if not np.isfinite(new).all():
             raise DivergenceError("ESN state became NaN or inf")
@@ -494,5 +504,6 @@ class ESN:
         z = (W @ x_prev.T).T + u @ params["W_in"].T + params["b"]
         pre = {"W": x_prev, "W_in": u, "W_out": x}
         post = {"W": x, "W_in": x, "W_out": y_hat}
+        masks = {} if sp.issparse(W) else {"W": self.topology.mask.toarray()}
         return ev.ActivityTrace(pre=pre, post=post, target=flat(traj.target),
-                                preactivation=z)
+                                preactivation=z, masks=masks)

@@ -170,12 +170,16 @@ class ActivityTrace:
     preactivation : ndarray, shape (S, N) or None
         Net input ``z`` of the recurrent units whose rate is ``f(z)`` (for intrinsic
         plasticity).
+    masks : dict of str to bool ndarray
+        Connection masks of weight matrices stored dense, so that a rule's update of such a
+        matrix stays on the graph (a sparse matrix carries its structure itself).
     """
 
     pre: Mapping[str, np.ndarray]
     post: Mapping[str, np.ndarray]
     target: np.ndarray | None = None
     preactivation: np.ndarray | None = None
+    masks: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

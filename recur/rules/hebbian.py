@@ -130,7 +130,11 @@ def _as_matrix(p):
     return p if _is_matrix(p) else np.asarray(p).reshape(-1, 1)
 
 
-def _shaped(update, p):
+def _shaped(update, p, mask=None):
+    """The update in ``p``'s shape; a dense update is zeroed where ``mask`` (the graph) has no
+    connection, so transforms chained after the rule never see off-graph entries."""
+    if mask is not None and not sp.issparse(update):
+        update = np.where(mask, update, 0.0)
     return update if _is_matrix(p) else np.asarray(update).reshape(np.shape(p))
 
 
@@ -169,7 +173,7 @@ def _outer_rule(name, sign, learning_rate, params):
             post, pre = _pair(trace, n, p, label)
             u = masked_outer(post, pre, p)
             out[n] = _shaped(with_values(u, values(u) * (sign * learning_rate / post.shape[0])),
-                             prm[n])
+                             prm[n], trace.masks.get(n))
         return out, state
 
     return Rule(name=name, hparams={"learning_rate": learning_rate, "params": names},
@@ -289,7 +293,7 @@ def oja(learning_rate=1.0, *, params=None):
             hebb = values(masked_outer(post, pre, p))
             decay = values(_row_scaled(p, np.sum(post.astype(np.float64) ** 2, axis=0)))
             u = with_values(p, (hebb - decay) * (learning_rate / post.shape[0]))
-            out[n] = _shaped(u, prm[n])
+            out[n] = _shaped(u, prm[n], trace.masks.get(n))
         return out, state
 
     return Rule(name="oja", hparams={"learning_rate": learning_rate, "params": names},
@@ -379,7 +383,8 @@ def bcm(learning_rate=1.0, *, tau=100.0, theta_init=None, params=None):
             before, end = _running_before(sq, theta, tau)
             phi = post64 * (post64 - before)
             u = masked_outer(phi, pre, p)
-            out[n] = _shaped(with_values(u, values(u) * (learning_rate / post.shape[0])), prm[n])
+            out[n] = _shaped(with_values(u, values(u) * (learning_rate / post.shape[0])), prm[n],
+                             trace.masks.get(n))
             state[n] = end
         return out, state
 
@@ -459,7 +464,8 @@ def covariance(learning_rate=1.0, *, average="batch", tau=100.0, params=None):
                 d_post, d_pre = post64 - before_post, pre64 - before_pre
                 new_state[n] = (end_post, end_pre)
             u = masked_outer(d_post, d_pre, p)
-            out[n] = _shaped(with_values(u, values(u) * (learning_rate / post.shape[0])), prm[n])
+            out[n] = _shaped(with_values(u, values(u) * (learning_rate / post.shape[0])), prm[n],
+                             trace.masks.get(n))
         return out, new_state
 
     return Rule(name="covariance", hparams={"learning_rate": learning_rate, "average": average,

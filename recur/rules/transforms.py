@@ -26,6 +26,11 @@ __all__ = [
 ]
 
 
+def _names(names):
+    """A bare string names one parameter (not a sequence of one-letter names)."""
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
 def _transform(name, hparams, fn, init=None):
     def update(updates, state, params, *, rng=None):
         return fn(updates, params), state
@@ -36,8 +41,9 @@ def _transform(name, hparams, fn, init=None):
 
 def scale(step):
     """Multiply every update by ``step`` (the learning rate)."""
-    if not np.isfinite(step):
-        raise ValueError(f"step must be finite, got {step!r}")
+    if isinstance(step, bool) or not isinstance(step, (int, float, np.number)) \
+            or not np.isfinite(step):
+        raise TypeError(f"step must be a finite real number, got {step!r}")
     return _transform("scale", {"step": step},
                       lambda updates, params: tree_map(lambda u: u * step, updates))
 
@@ -131,7 +137,7 @@ def masked_by(mask):
     the updates of those parameters only (the others are frozen).
     """
     if not isinstance(mask, dict):
-        keep = set(mask)
+        keep = set(_names(mask))
 
         def fn(updates, params):
             return {k: u for k, u in updates.items() if k in keep}
@@ -164,7 +170,7 @@ def _transpose_values(u):
 
 def symmetrize(names=("W",)):
     """Replace each named square update by ``(U + U^T) / 2``, keeping its structure."""
-    names = tuple(names)
+    names = _names(names)
 
     def fn(updates, params):
         out = dict(updates)
@@ -194,7 +200,7 @@ def normalize_rows(names=("W",), norm=2):
         raise ValueError(f"norm must be 1 or 2, got {norm!r}")
     power = (lambda v: v**2) if norm == 2 else np.abs
     root = np.sqrt if norm == 2 else (lambda v: v)
-    names = tuple(names)
+    names = _names(names)
 
     def fn(updates, params):
         out = dict(updates)
@@ -227,7 +233,7 @@ def heterosynaptic_cap(max_in=None, max_out=None, names=("W",)):
     for value, label in ((max_in, "max_in"), (max_out, "max_out")):
         if value is not None:
             check_positive(value, label)
-    names = tuple(names)
+    names = _names(names)
 
     def cap(W):
         W = sp.csr_array(W, copy=True) if sp.issparse(W) else np.array(W, dtype=float)

@@ -116,8 +116,11 @@ def windows(x, length, n_windows=None, *, stride=None, rng=None):
     if length > x.shape[0]:
         raise ValueError(f"length {length} exceeds the series ({x.shape[0]} steps)")
     last = x.shape[0] - length
-    if n_windows is not None and rng is not None:
+    if n_windows is not None:
         check_positive(n_windows, "n_windows", integer=True)
+    if stride is not None:
+        check_positive(stride, "stride", integer=True)
+    if n_windows is not None and rng is not None:
         starts = np.sort(np.random.default_rng(rng).integers(0, last + 1, n_windows))
     else:
         starts = np.arange(0, last + 1, stride or length)
