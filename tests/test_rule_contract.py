@@ -31,10 +31,10 @@ RULES = {
 }
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=[True, False], ids=["sparse-W", "dense-W"])
+def setup(request):
     net = rc.ESN(rc.Topology(nx.gnp_random_graph(25, 0.2, directed=True, seed=1)), leak=0.5,
-                 n_in=1, n_out=1, bias_scaling=0.1)
+                 n_in=1, n_out=1, bias_scaling=0.1, sparse=request.param)
     u, y = tasks.next_step(tasks.sine_sum(81, rng=0))
     return net, net.init(0), tasks.TeacherForced(u, y, washout=10)
 
@@ -66,6 +66,8 @@ def test_updates_have_the_parameters_structure(rule, setup):
             assert np.array_equal(u.indptr, p.indptr) and np.array_equal(u.indices, p.indices)
         else:
             assert np.shape(u) == np.shape(p)
+            if name == "W":  # a dense W's update never reaches off the graph
+                assert not np.asarray(u)[~net.topology.mask.toarray()].any()
         assert np.all(np.isfinite(_dense(u)))
 
 
