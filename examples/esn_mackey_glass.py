@@ -38,7 +38,7 @@ import networkx as nx
 import numpy as np
 
 import recur as rc
-from recur import metrics, tasks
+from recur import metrics, plotting, tasks
 
 # What the literature reports, for the printed comparison.
 PUBLISHED = {
@@ -151,11 +151,9 @@ def print_table(config, per_seed, median):
 
 def plot(runs, config, path):
     """Truth against generation for the first seed, and every seed's error on a log scale."""
-    try:
-        from matplotlib.figure import Figure  # no pyplot: nothing global, no display needed
-    except ImportError:
+    fig = plotting.new_figure(figsize=(9, 6))
+    if fig is None:  # no matplotlib: no figure
         return None
-    fig = Figure(figsize=(9, 6), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     t = np.arange(1, config["generate_steps"] + 1)
     truth, generated, _, scores = runs[0]
@@ -175,9 +173,7 @@ def plot(runs, config, path):
     bottom.set_xlabel("closed-loop step")
     bottom.set_ylabel("|error| / std")
     bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return plotting.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import recur as rc
-from recur import metrics, tasks
+from recur import metrics, plotting, tasks
 
 # "complete" is the dense reservoir of the minimal recipe (without self-loops): the reference.
 TOPOLOGIES = ["complete", "erdos_renyi", "modular", "random_regular", "small_world", "ring",
@@ -148,12 +148,10 @@ def print_table(rows, config):
 
 def plot(cells, config, path):
     """Box and strip plot per topology: log10 NRMSE and valid time."""
-    try:
-        from matplotlib.figure import Figure  # no pyplot: nothing global, no display needed
-    except ImportError:
-        return None
     names = config["topologies"]
-    fig = Figure(figsize=(max(6, 1.3 * len(names)), 6.5), layout="constrained")
+    fig = plotting.new_figure(figsize=(max(6, 1.3 * len(names)), 6.5))
+    if fig is None:  # no matplotlib: no figure
+        return None
     top, bottom = fig.subplots(2, 1, sharex=True)
     jitter = np.random.default_rng(0)  # only spreads the dots; no result depends on it
     for ax, key, label in ((top, "nrmse", f"NRMSE over {config['nrmse_steps']} steps"),
@@ -169,9 +167,7 @@ def plot(cells, config, path):
     bottom.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
     top.set_title(f"Mackey-Glass closed loop, N={config['units']}, "
                   f"{len(config['seeds'])} seeds per topology")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return plotting.save_figure(fig, path)
 
 
 def main(argv=None):

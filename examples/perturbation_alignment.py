@@ -65,7 +65,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 import recur as rc
-from recur import tasks
+from recur import plotting, tasks
 from recur.diagnostics import alignment, alignment_table
 from recur import rules
 from recur.rules import Gradient
@@ -494,11 +494,9 @@ def print_restricted(r, config):
 
 
 def plot(summary, config, path):
-    try:
-        from matplotlib.figure import Figure  # no pyplot: nothing global, no display needed
-    except ImportError:
+    fig = plotting.new_figure(figsize=(16, 4.5))
+    if fig is None:  # no matplotlib: no figure
         return None
-    fig = Figure(figsize=(16, 4.5), layout="constrained")
     left, right, third = fig.subplots(1, 3)
     colours = {"WP": "tab:red", "NP": "tab:blue"}
     s = summary["samples"]
@@ -555,9 +553,7 @@ def plot(summary, config, path):
     third.set_title("perturbing some parameters only (params=...)", fontsize=9)
     third.legend(fontsize=6)
     fig.suptitle("Node vs weight perturbation on an ESN: alignment with the exact gradient")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return plotting.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 import recur as rc
-from recur import rules, tasks
+from recur import plotting, rules, tasks
 
 METHODS = ("GD", "NP", "WP")
 # Calibrated ratios to GD (REFERENCES.md, "Perturbation learning"), keyed by (N, M).
@@ -268,11 +268,9 @@ def print_table(rows, config):
 def plot(records, rows, config, path):
     """Left: median steps against step size per method; right: measured ratios against
     M+2 and MN+2."""
-    try:
-        from matplotlib.figure import Figure  # no pyplot: nothing global, no display needed
-    except ImportError:
+    fig = plotting.new_figure(figsize=(11, 4.5))
+    if fig is None:  # no matplotlib: no figure
         return None
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2)
     colours = {"GD": "tab:green", "NP": "tab:blue", "WP": "tab:red"}
     styles = ["-", "--", ":", "-."]
@@ -309,9 +307,7 @@ def plot(records, rows, config, path):
     right.set_title("grey: calibrated bands", fontsize=8)
     right.legend(fontsize=7)
     fig.suptitle("Perturbation learning vs gradient descent, online linear teacher-student")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return plotting.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -219,10 +219,12 @@ def format_table(rows, cfg=None):
 
 def plot_curves(rows, path, *, title="credit-assignment spectrum"):
     """Learning curves (training NRMSE per update), median over seeds, one line per rule."""
-    from .plotting import _pyplot
+    from .plotting import new_figure, save_figure
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(figsize=(7, 4.5))
+    if fig is None:
+        return None
+    ax = fig.subplots()
     for i, name in enumerate(dict.fromkeys(r["rule"] for r in rows)):
         curves = [r["curve"] for r in rows if r["rule"] == name]
         length = min(len(c) for c in curves)
@@ -236,7 +238,4 @@ def plot_curves(rows, path, *, title="credit-assignment spectrum"):
     ax.set_ylabel("training NRMSE (next step)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

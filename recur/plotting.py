@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["have_matplotlib", "plot_generation"]
+__all__ = ["have_matplotlib", "new_figure", "save_figure", "plot_generation"]
 
 
 def have_matplotlib() -> bool:
@@ -17,13 +17,27 @@ def have_matplotlib() -> bool:
     return True
 
 
-def _pyplot():
-    import matplotlib
+def new_figure(**kwargs):
+    """A matplotlib ``Figure`` (constrained layout), or None without matplotlib.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Built without pyplot: no global state, no backend switch, no display needed, so the
+    library never changes the figure backend of the program that imports it.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure(layout="constrained", **kwargs)
 
-    return plt
+
+def save_figure(fig, path, dpi=120):
+    """Write ``fig`` to ``path`` (creating its folder); returns the path."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
 
 
 def plot_generation(truth, generated, path, *, title="closed-loop generation"):
@@ -34,12 +48,18 @@ def plot_generation(truth, generated, path, *, title="closed-loop generation"):
     truth, generated : array, shape (T,) or (T, 1)
     path : str or Path
         PNG file to write.
+
+    Returns
+    -------
+    Path or None
+        None when matplotlib is not installed.
     """
-    plt = _pyplot()
+    fig = new_figure(figsize=(9, 5))
+    if fig is None:
+        return None
     truth = np.asarray(truth).reshape(len(truth), -1)[:, 0]
     generated = np.asarray(generated).reshape(len(generated), -1)[:, 0]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True,
-                                      gridspec_kw={"height_ratios": [2, 1]})
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     top.plot(truth, color="0.3", lw=2.0, label="truth")
     top.plot(generated, color="tab:red", lw=1.0, ls="--", label="generated")
     top.set_title(title)
@@ -47,7 +67,4 @@ def plot_generation(truth, generated, path, *, title="closed-loop generation"):
     bottom.semilogy(np.abs(truth - generated) + 1e-16, color="tab:blue", lw=1.0)
     bottom.set_ylabel("|error|")
     bottom.set_xlabel("steps of autonomous generation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -60,3 +60,14 @@ def test_every_subpackage_ships_in_the_wheel():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "recur").rglob("__init__.py")}
     assert found <= listed, f"missing from pyproject.toml: {sorted(found - listed)}"
+
+
+def test_figures_leave_the_matplotlib_backend_alone(tmp_path):
+    # The library draws on a bare Figure, never through pyplot's global state.
+    code = ("import matplotlib; matplotlib.use('svg'); import numpy as np; "
+            "from recur import plotting; "
+            f"p = plotting.plot_generation(np.sin(np.arange(50.0)), np.cos(np.arange(50.0)), r'{tmp_path}/g.png'); "
+            "import sys; print(matplotlib.get_backend(), p is not None, 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["svg", "True", "False"]
+    assert (tmp_path / "g.png").stat().st_size > 5_000
