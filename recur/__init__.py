@@ -7,16 +7,19 @@ caches, the topology catalogue and plotting load only when used.
 from . import diagnostics, graphs, metrics, rules, tasks, weights
 from ._version import __version__
 from .loop import History, generate, train
-from .networks import ESN, Linear
+from .networks import ESN, Boltzmann, EnergyNet, Hopfield, Linear
 from .readouts import ExploratoryHebbian, Force, Lms, NotFittedError, Ridge
 from .topology import Topology
-from .validation import DivergenceError
+from .validation import ConvergenceError, DivergenceError
 
 __all__ = [
     "__version__",
     "Topology",
     "ESN",
     "Linear",
+    "Hopfield",
+    "Boltzmann",
+    "EnergyNet",
     "Ridge",
     "Force",
     "Lms",
@@ -31,5 +34,6 @@ __all__ = [
     "tasks",
     "metrics",
     "DivergenceError",
+    "ConvergenceError",
     "NotFittedError",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 
 from .validation import as_float_array, check_in_interval, check_positive
 
-__all__ = ["rmse", "nrmse", "valid_time", "memory_capacity"]
+__all__ = ["rmse", "nrmse", "valid_time", "memory_capacity", "overlap"]
 
 
 def _pair(y_true, y_pred):
@@ -140,3 +140,31 @@ def memory_capacity(states, inputs, max_delay, *, alpha=1e-8, test_fraction=0.5,
     mc_k = np.where(denom > 0, np.sum(pc * tc, axis=0) ** 2 / np.where(denom > 0, denom, 1), 0.0)
     total = float(mc_k.sum())
     return (total, mc_k) if return_per_delay else total
+
+
+def overlap(states, patterns):
+    r"""Overlap of +-1 states with patterns, row by row.
+
+    .. math::
+
+        m = \frac{1}{N} \sum_{i=1}^{N} s_i\, \xi_i
+
+    1 means the state is the pattern, -1 its mirror image, ~0 an unrelated state.
+
+    Parameters
+    ----------
+    states, patterns : array, shape (..., N)
+        Broadcast against each other (one pattern against many states, or row by row).
+
+    Returns
+    -------
+    float or ndarray of shape ``broadcast(states, patterns).shape[:-1]``
+    """
+    s = as_float_array(states, "states")
+    p = as_float_array(patterns, "patterns")
+    if s.ndim == 0 or p.ndim == 0:
+        raise ValueError("states and patterns must have a unit axis")
+    if s.shape[-1] != p.shape[-1]:
+        raise ValueError(f"states have {s.shape[-1]} units and patterns {p.shape[-1]}")
+    m = np.mean(s * p, axis=-1)
+    return float(m) if np.ndim(m) == 0 else m

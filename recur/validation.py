@@ -12,6 +12,14 @@ class DivergenceError(FloatingPointError):
     """States or weights became NaN or infinite during a run or training."""
 
 
+class ConvergenceError(DivergenceError):
+    """A network that should settle to a fixed point did not (within its iteration budget).
+
+    Raised instead of returning states that are not a fixed point: an NGRAD rule's update is
+    only meaningful between two fixed points.
+    """
+
+
 def as_float_array(x, name, *, ndim=None, dtype=None, allow_nonfinite=False):
     """Return ``x`` as a floating-point ndarray, checking its dimension and finiteness.
 

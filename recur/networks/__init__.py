@@ -1,6 +1,9 @@
 """Network kinds. Each is a frozen description; arrays live in the ``params`` dict it makes."""
 
+from .boltzmann import Boltzmann
+from .energy import EnergyNet
 from .esn import ESN
+from .hopfield import Hopfield
 from .linear import Linear
 
-__all__ = ["ESN", "Linear"]
+__all__ = ["ESN", "Linear", "Hopfield", "Boltzmann", "EnergyNet"]

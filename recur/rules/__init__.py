@@ -11,15 +11,22 @@ from .evidence import (
     ActivityTrace,
     Evidence,
     Gradient,
+    Patterns,
+    PatternSet,
     Perturbations,
     Perturbed,
+    Phases,
     Spikes,
     TwoPhase,
+    WakeSleep,
 )
+from .boltzmann_learning import boltzmann
 from .hebbian import anti_hebbian, bcm, covariance, hebbian, intrinsic_plasticity, oja
+from .ngrad import contrastive_hebbian, equilibrium_propagation, generec
 from .perturbation import node_perturbation, weight_perturbation
 from .reference import bptt
 from .rule import Rule, apply_updates
+from .storage import pseudo_inverse, storkey
 from .transforms import (
     adam,
     clip,
@@ -50,7 +57,11 @@ __all__ = [
     "TwoPhase",
     "Perturbed",
     "Gradient",
+    "Patterns",
+    "WakeSleep",
     "Evidence",
+    "PatternSet",
+    "Phases",
     "ActivityTrace",
     "Perturbations",
     "bptt",
@@ -62,4 +73,10 @@ __all__ = [
     "bcm",
     "covariance",
     "intrinsic_plasticity",
+    "storkey",
+    "pseudo_inverse",
+    "boltzmann",
+    "equilibrium_propagation",
+    "contrastive_hebbian",
+    "generec",
 ]

@@ -25,9 +25,13 @@ __all__ = [
     "TwoPhase",
     "Perturbed",
     "Gradient",
+    "Patterns",
+    "WakeSleep",
     "Evidence",
     "ActivityTrace",
     "Perturbations",
+    "PatternSet",
+    "Phases",
     "as_requests",
 ]
 
@@ -135,7 +139,51 @@ class Gradient:
     """The exact gradient of the network's loss with respect to every parameter."""
 
 
-REQUEST_TYPES = (Activity, Spikes, TwoPhase, Perturbed, Gradient)
+@dataclass(frozen=True)
+class Patterns:
+    """The patterns a memory network is asked to store (Hopfield storage rules)."""
+
+
+WAKE_SLEEP_MODES = ("chl", "cd", "mean_field")
+
+
+@dataclass(frozen=True)
+class WakeSleep:
+    """Statistics of a stochastic network clamped to data (wake) and running freely (sleep).
+
+    Parameters
+    ----------
+    mode : {"chl", "cd", "mean_field"}
+        ``"chl"``: the sleep phase samples the free-running network at equilibrium (annealed
+        Gibbs sampling, Ackley, Hinton & Sejnowski 1985). ``"cd"``: the sleep phase is ``k``
+        Gibbs steps started at the data (contrastive divergence, Hinton 2002), or at chains
+        kept from the previous update when ``persistent``. ``"mean_field"``: both phases are
+        deterministic mean-field fixed points (Peterson & Anderson 1987).
+    k : int >= 1
+        Gibbs steps (full sweeps) of the sleep phase in ``"cd"`` mode.
+    persistent : bool
+        Keep the sleep chains in the network state between updates (persistent CD).
+    n_chains : int or None
+        Sleep chains for ``"chl"`` and persistent ``"cd"`` (None: one per data row).
+    """
+
+    mode: str = "chl"
+    k: int = 1
+    persistent: bool = False
+    n_chains: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in WAKE_SLEEP_MODES:
+            raise ValueError(f"mode must be one of {WAKE_SLEEP_MODES}, got {self.mode!r}")
+        check_positive(self.k, "k", integer=True)
+        if self.n_chains is not None:
+            check_positive(self.n_chains, "n_chains", integer=True)
+        if self.persistent and self.mode == "mean_field":
+            raise ValueError("persistent chains need a sampled sleep phase (mode 'chl' or "
+                             "'cd'), not 'mean_field'")
+
+
+REQUEST_TYPES = (Activity, Spikes, TwoPhase, Perturbed, Gradient, Patterns, WakeSleep)
 
 
 def as_requests(requires) -> tuple:
@@ -215,6 +263,42 @@ class Perturbations:
     losses: np.ndarray
     losses_minus: np.ndarray | None = None
     loss_clean: float | None = None
+
+
+@dataclass(frozen=True)
+class PatternSet:
+    """Patterns to store in a memory network.
+
+    Attributes
+    ----------
+    patterns : ndarray, shape (P, N)
+        One +-1 pattern per row.
+    mask : bool ndarray, shape (N, N)
+        Connections the network has (``mask[post, pre]``, symmetric, zero diagonal); a storage
+        rule writes nothing outside it except, if its diagonal policy says so, the diagonal.
+    """
+
+    patterns: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Activity of a network in two phases whose difference carries the error (NGRAD rules).
+
+    Each phase is an :class:`ActivityTrace` (pre and post activity per parameter, one row per
+    sample). For equilibrium propagation ``free`` is the free fixed point and ``nudged`` the
+    fixed point nudged toward the target with strength ``beta`` (``nudged_minus`` the one
+    nudged with ``-beta``, when symmetric). For a clamped phase (contrastive Hebbian learning,
+    GeneRec, a Boltzmann machine's wake phase) ``nudged`` holds the clamped phase (clamping is
+    nudging in the limit of infinite ``beta``) and ``beta`` is None; for a Boltzmann machine
+    ``free`` holds the sleep (free-running) statistics.
+    """
+
+    free: ActivityTrace
+    nudged: ActivityTrace
+    nudged_minus: ActivityTrace | None = None
+    beta: float | None = None
 
 
 @dataclass(frozen=True)

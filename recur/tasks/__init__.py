@@ -2,6 +2,7 @@
 
 from .objectives import ClosedLoop, TeacherForced, as_objective, windows
 from .normalisation import rescale, squash, standardize, unsquash
+from .patterns import bars_and_stripes, corrupt, random_patterns
 from .series import lorenz, mackey_glass, narma, sine_sum
 from .targets import next_step
 
@@ -19,4 +20,7 @@ __all__ = [
     "rescale",
     "squash",
     "unsquash",
+    "random_patterns",
+    "corrupt",
+    "bars_and_stripes",
 ]
