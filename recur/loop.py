@@ -131,7 +131,8 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
     started = time.perf_counter()
     for epoch in _progress(range(epochs), progress, rule.name):
         chunk = chunks[epoch % len(chunks)]
-        if epoch % len(chunks) == 0:
+        # A network whose state is a sampler's chains (persistent CD) keeps it across passes.
+        if epoch % len(chunks) == 0 and not (epoch and getattr(net, "state_persists", False)):
             carried = state
         g_collect, g_update = rng.spawn(2)
         try:

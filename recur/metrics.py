@@ -6,7 +6,8 @@ import numpy as np
 
 from .validation import as_float_array, check_in_interval, check_positive
 
-__all__ = ["rmse", "nrmse", "valid_time", "memory_capacity", "overlap"]
+__all__ = ["rmse", "nrmse", "valid_time", "memory_capacity", "overlap", "log_likelihood",
+           "kl_divergence"]
 
 
 def _pair(y_true, y_pred):
@@ -168,3 +169,60 @@ def overlap(states, patterns):
         raise ValueError(f"states have {s.shape[-1]} units and patterns {p.shape[-1]}")
     m = np.mean(s * p, axis=-1)
     return float(m) if np.ndim(m) == 0 else m
+
+
+def log_likelihood(net, params, data, *, max_units=20):
+    r"""Exact mean log-likelihood per pattern of a small Boltzmann machine, in nats.
+
+    .. math::
+
+        \mathcal L = \frac1P \sum_{p=1}^{P} \log p(v_p), \qquad
+        p(v) = \frac{1}{Z} \sum_h e^{-E(v, h)/T}
+
+    computed by exact enumeration (:meth:`recur.Boltzmann.visible_log_probs`).
+
+    Parameters
+    ----------
+    net : Boltzmann
+    params : dict
+    data : array, shape (P, n_visible) of 0/1
+    max_units : int
+        Refuse (``ValueError``) when more than this many units would be enumerated.
+
+    Returns
+    -------
+    float
+        At most 0; ``-log(P_distinct)`` is the best a model can do on ``P_distinct``
+        equally frequent patterns.
+    """
+    return float(np.mean(net.visible_log_probs(params, data, max_units=max_units)))
+
+
+def kl_divergence(net, params, data, *, max_units=20):
+    r"""KL divergence from the empirical distribution of ``data`` to a Boltzmann machine's
+    visible marginal, in nats, by exact enumeration.
+
+    .. math::
+
+        \mathrm{KL}(q \,\|\, p) = \sum_v q(v) \log \frac{q(v)}{p(v)}
+
+    with :math:`q(v)` the frequency of pattern ``v`` among the rows of ``data``. Zero exactly
+    when the model reproduces the data distribution.
+
+    Parameters
+    ----------
+    net : Boltzmann
+    params : dict
+    data : array, shape (P, n_visible) of 0/1
+    max_units : int
+
+    Returns
+    -------
+    float >= 0
+    """
+    data = as_float_array(data, "data", ndim=(1, 2))
+    data = data.reshape(1, -1) if data.ndim == 1 else data
+    patterns, counts = np.unique(data, axis=0, return_counts=True)
+    q = counts / counts.sum()
+    log_p = net.visible_log_probs(params, patterns, max_units=max_units)
+    return float(max(0.0, np.sum(q * (np.log(q) - log_p))))

@@ -34,6 +34,7 @@ from .transforms import (
     masked_by,
     normalize_rows,
     scale,
+    sign,
     symmetrize,
     weight_decay,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "add",
     "partition",
     "scale",
+    "sign",
     "adam",
     "clip",
     "weight_decay",

@@ -23,6 +23,7 @@ __all__ = [
     "symmetrize",
     "normalize_rows",
     "heterosynaptic_cap",
+    "sign",
 ]
 
 
@@ -265,3 +266,19 @@ def heterosynaptic_cap(max_in=None, max_out=None, names=("W",)):
 
     return _transform("heterosynaptic_cap", {"max_in": max_in, "max_out": max_out,
                                              "names": names}, fn)
+
+
+def sign(step):
+    r"""Replace every update by a fixed step in its direction: :math:`\Delta = \eta\,
+    \operatorname{sign}(u)` (0 where ``u`` is 0).
+
+    The "Manhattan" update Ackley, Hinton & Sejnowski (1985) used for Boltzmann learning
+    (:math:`\Delta w_{ij} = \pm 2` by the sign of :math:`p^+_{ij} - p^-_{ij}`): only the
+    direction of a noisy estimate is trusted, not its size. Structure (sparse or dense) is
+    kept.
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, float, np.number)) \
+            or not np.isfinite(step) or step <= 0:
+        raise ValueError(f"step must be a finite number > 0, got {step!r}")
+    return _transform("sign", {"step": step},
+                      lambda updates, params: tree_map(lambda u: step * np.sign(u), updates))

@@ -1,0 +1,314 @@
+r"""Samplers, mean-field iterations and exact enumeration for :class:`~recur.Boltzmann`.
+
+Units are 0/1, the energy is :math:`E(s) = -\tfrac12 s^\top W s - b^\top s` with a symmetric,
+zero-diagonal ``W`` (``W[post, pre]``), and :math:`p(s) \propto \exp(-E(s)/T)`. Unit ``i``
+given the others is on with probability
+
+.. math::
+
+    p(s_i = 1 \mid s_{\setminus i}) = \sigma\big((W_i s + b_i) / T\big),
+    \qquad \sigma(x) = 1 / (1 + e^{-x}).
+
+Everything here is vectorised over chains (rows of a ``(C, N)`` state array):
+
+- :func:`sequential_sweeps`: Gibbs sampling of a general graph, one unit at a time in a random
+  order drawn per sweep. All random numbers (orders and uniforms) are drawn up front from the
+  caller's generator, so the compiled kernel and the numpy loop consume the same draws and
+  give the same samples (the numpy loop visits one unit at a time across all chains, the
+  kernel one chain at a time; each chain sees the same sequence of updates).
+- :func:`blocked_sweeps`: blocked Gibbs sampling when the free units split into two groups
+  with no edges inside either (an RBM): a group is sampled at once given the other with one
+  matrix product over all chains.
+- :func:`mean_field`: deterministic mean-field fixed points (Peterson & Anderson 1987) by
+  sequential (Gauss-Seidel) updates, which never increase the mean-field free energy for a
+  symmetric ``W`` and so settle.
+- :func:`log_sum_exp_free`: exact :math:`\log \sum_{s_F} e^{-E(s)/T}` over free units ``F``
+  given the others, by enumeration of part of ``F`` and analytic summation of an independent
+  set of it (units with no edges among them are conditionally independent, and each
+  contributes a softplus term).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .. import kernels
+from ..validation import ConvergenceError
+
+__all__ = ["sigmoid", "sequential_sweeps", "blocked_sweeps", "mean_field",
+           "split_enumeration", "log_sum_exp_free"]
+
+_JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
+
+# Rows of enumerated configurations handled at once (bounds temporary memory at about this
+# many configurations times the number of units).
+_ENUM_CHUNK = 1 << 16
+
+
+def sigmoid(x):
+    """Logistic function (scipy's ``expit``: no overflow warning, exact 0 and 1 at the ends)."""
+    return expit(x)
+
+
+# -- sequential Gibbs ----------------------------------------------------------------------
+
+@_JIT.register
+def _sequential_nb(W, b, s, orders, uniforms, inv_temps, record_from, out):
+    """Compiled twin of :func:`_sequential_numpy` (same draws, same samples)."""
+    n_sweeps, n_free = orders.shape
+    C, N = s.shape
+    for t in range(n_sweeps):
+        beta = inv_temps[t]
+        for c in range(C):
+            row = s[c]
+            for pos in range(n_free):
+                i = orders[t, pos]
+                field = b[i]
+                Wi = W[i]
+                for j in range(N):
+                    field += Wi[j] * row[j]
+                p = 1.0 / (1.0 + np.exp(-field * beta))
+                row[i] = 1.0 if uniforms[t, c, pos] < p else 0.0
+        if t >= record_from:
+            r = t - record_from
+            for c in range(C):
+                for j in range(N):
+                    out[r, c, j] = s[c, j]
+
+
+def _sequential_numpy(W, b, s, orders, uniforms, inv_temps, record_from, out):
+    """One unit at a time, a vector operation across all chains."""
+    n_sweeps, n_free = orders.shape
+    for t in range(n_sweeps):
+        beta = inv_temps[t]
+        for pos in range(n_free):
+            i = orders[t, pos]
+            p = sigmoid((s @ W[i] + b[i]) * beta)
+            s[:, i] = uniforms[t, :, pos] < p
+        if t >= record_from:
+            out[t - record_from] = s
+
+
+def sequential_sweeps(W, b, s, free, temperatures, n_record, rng, *, backend="auto"):
+    """Sequential Gibbs sweeps over the ``free`` units of every chain.
+
+    Parameters
+    ----------
+    W : ndarray, shape (N, N)
+        Symmetric, zero diagonal.
+    b : ndarray, shape (N,)
+    s : ndarray, shape (C, N)
+        Starting 0/1 states; not modified.
+    free : ndarray of int
+        Units to resample; the others stay clamped at their values in ``s``.
+    temperatures : ndarray, shape (n_sweeps,)
+        Temperature of each sweep (an annealing schedule).
+    n_record : int
+        The states after each of the last ``n_record`` sweeps are returned.
+    rng : numpy.random.Generator
+    backend : {"auto", "numba", "numpy"}
+
+    Returns
+    -------
+    records : ndarray, shape (n_record, C, N)
+    s : ndarray, shape (C, N)
+        The final states.
+    """
+    temperatures = np.asarray(temperatures, dtype=np.float64)
+    n_sweeps = temperatures.shape[0]
+    s = np.array(s, dtype=np.float64, order="C")
+    C, N = s.shape
+    free = np.asarray(free, dtype=np.intp)
+    orders = rng.permuted(np.tile(free, (n_sweeps, 1)), axis=1) if free.size else \
+        np.zeros((n_sweeps, 0), dtype=np.intp)
+    uniforms = rng.random((n_sweeps, C, free.size))
+    out = np.empty((n_record, C, N))
+    inv = 1.0 / temperatures
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    if kernels.use_numba(backend, _JIT):
+        _sequential_nb(W, b, s, orders, uniforms, inv, n_sweeps - n_record, out)
+    else:
+        _sequential_numpy(W, b, s, orders, uniforms, inv, n_sweeps - n_record, out)
+    return out, s
+
+
+# -- blocked Gibbs -------------------------------------------------------------------------
+
+def blocked_sweeps(W, b, s, blocks, temperatures, n_record, rng):
+    """Blocked Gibbs sweeps: each block of mutually unconnected units is sampled at once.
+
+    A sweep samples ``blocks[0]`` given the rest, then ``blocks[1]``, ... (for an RBM: the
+    hidden units given the visible ones, then the visible ones given the hidden ones). Units
+    in no block stay clamped.
+
+    Parameters
+    ----------
+    W, b, s, temperatures, n_record, rng
+        As in :func:`sequential_sweeps`.
+    blocks : sequence of int arrays
+        Groups of units with no edges inside a group.
+
+    Returns
+    -------
+    records : ndarray, shape (n_record, C, N)
+    s : ndarray, shape (C, N)
+    """
+    temperatures = np.asarray(temperatures, dtype=np.float64)
+    n_sweeps = temperatures.shape[0]
+    s = np.array(s, dtype=np.float64)
+    out = np.empty((n_record,) + s.shape)
+    blocks = [np.asarray(k, dtype=np.intp) for k in blocks if len(k)]
+    rows = [W[k] for k in blocks]  # (n_k, N): the fields of block k are s @ W[k].T
+    for t in range(n_sweeps):
+        beta = 1.0 / temperatures[t]
+        for k, Wk in zip(blocks, rows):
+            p = sigmoid((s @ Wk.T + b[k]) * beta)
+            s[:, k] = rng.random(p.shape) < p
+        if t >= n_sweeps - n_record:
+            out[t - (n_sweeps - n_record)] = s
+    return out, s
+
+
+# -- mean field ----------------------------------------------------------------------------
+
+def mean_field(W, b, m, free, temperatures, *, tol=1e-6, max_sweeps=500):
+    r"""Mean-field fixed point :math:`m_i = \sigma((W_i m + b_i)/T)` for the ``free`` units.
+
+    Sweeps update the free units one at a time (in index order) across all chains, following
+    ``temperatures`` (an annealing schedule, one sweep each), then continue at the last
+    temperature until no unit moves by more than ``tol`` in a sweep.
+
+    Parameters
+    ----------
+    W, b
+        As in :func:`sequential_sweeps`.
+    m : ndarray, shape (C, N)
+        Starting mean activities; clamped units keep theirs. Not modified.
+    free : ndarray of int
+    temperatures : ndarray, shape (n_sweeps,), n_sweeps >= 1
+    tol : float
+    max_sweeps : int
+        Sweeps allowed at the last temperature.
+
+    Returns
+    -------
+    m : ndarray, shape (C, N)
+
+    Raises
+    ------
+    ConvergenceError
+        When the iteration has not settled within ``max_sweeps``.
+    """
+    m = np.array(m, dtype=np.float64)
+    free = np.asarray(free, dtype=np.intp)
+    temperatures = np.asarray(temperatures, dtype=np.float64)
+
+    def sweep(beta):
+        change = 0.0
+        for i in free:
+            new = sigmoid((m @ W[i] + b[i]) * beta)
+            change = max(change, float(np.max(np.abs(new - m[:, i]))) if new.size else 0.0)
+            m[:, i] = new
+        return change
+
+    for T in temperatures[:-1]:
+        sweep(1.0 / T)
+    beta = 1.0 / temperatures[-1]
+    for _ in range(max_sweeps):
+        if sweep(beta) <= tol:
+            return m
+    raise ConvergenceError(f"mean-field iteration did not settle within max_sweeps="
+                           f"{max_sweeps} sweeps to tol={tol:g}")
+
+
+# -- exact enumeration ---------------------------------------------------------------------
+
+def _independent_set(adj, units):
+    """A maximal independent set of ``units`` in the graph ``adj`` (greedy, min degree)."""
+    remaining = set(int(u) for u in units)
+    chosen = []
+    while remaining:
+        idx = np.array(sorted(remaining))
+        deg = adj[np.ix_(idx, idx)].sum(axis=1)
+        pick = int(idx[np.argmin(deg)])
+        chosen.append(pick)
+        remaining -= {pick} | set(np.flatnonzero(adj[pick]).tolist())
+    return np.array(sorted(chosen), dtype=np.intp)
+
+
+def split_enumeration(adj, free, groups=()):
+    """Split ``free`` units into ``(enumerated, summed)``: ``summed`` has no edges inside.
+
+    The largest of a greedy independent set and the ``groups`` (unit sets known to have no
+    edges inside, such as an RBM's hidden layer) restricted to ``free`` is summed
+    analytically; the rest is enumerated.
+    """
+    free = np.asarray(free, dtype=np.intp)
+    best = _independent_set(adj, free)
+    for g in groups:
+        g = np.intersect1d(np.asarray(g, dtype=np.intp), free)
+        if g.size > best.size and not adj[np.ix_(g, g)].any():
+            best = g
+    return np.setdiff1d(free, best), best
+
+
+def log_sum_exp_free(W, b, temperature, fixed, values, enumerated, summed):
+    r""":math:`\log \sum_{s_F} \exp(-E(s)/T)` for each row of clamped values.
+
+    The free units ``F`` are ``enumerated`` (every configuration visited) and ``summed``
+    (no edges among them, so given the rest each contributes
+    :math:`\log(1 + e^{(W_j x + b_j)/T})`):
+
+    .. math::
+
+        \log \sum_{s_F} e^{-E/T} = \log \sum_{x_A} \exp\Big(\frac{\tfrac12 x^\top W_{XX} x
+        + b_X^\top x}{T} + \sum_{j \in B} \operatorname{softplus}\big((W_{jX} x + b_j)/T\big)
+        \Big)
+
+    with ``X`` the clamped and enumerated units, ``x`` their values and ``B = summed``.
+
+    Parameters
+    ----------
+    W, b : ndarray
+    temperature : float
+    fixed : ndarray of int, shape (k,)
+    values : ndarray, shape (P, k)
+        Clamped values, one row per configuration asked about.
+    enumerated, summed : ndarray of int
+
+    Returns
+    -------
+    ndarray, shape (P,)
+    """
+    fixed = np.asarray(fixed, dtype=np.intp)
+    enumerated = np.asarray(enumerated, dtype=np.intp)
+    summed = np.asarray(summed, dtype=np.intp)
+    values = np.asarray(values, dtype=np.float64)
+    values = values.reshape(values.shape[0] if values.ndim == 2 else 1, fixed.size)
+    P = values.shape[0]
+    X = np.concatenate([fixed, enumerated])
+    W_XX = W[np.ix_(X, X)]
+    b_X = b[X]
+    W_BX = W[np.ix_(summed, X)]
+    b_B = b[summed]
+    beta = 1.0 / temperature
+    n_enum = 2**enumerated.size
+    chunk = max(1, _ENUM_CHUNK // max(P, 1))
+    total = np.full(P, -np.inf)
+    for start in range(0, n_enum, chunk):
+        codes = np.arange(start, min(start + chunk, n_enum), dtype=np.int64)
+        a = ((codes[:, None] >> np.arange(enumerated.size)) & 1).astype(np.float64)
+        # x: (P, n_a, |X|), clamped values then enumerated ones
+        x = np.concatenate([np.broadcast_to(values[:, None, :], (P, a.shape[0], fixed.size)),
+                            np.broadcast_to(a[None], (P, a.shape[0], enumerated.size))], axis=2)
+        x = x.reshape(-1, X.size)
+        term = (0.5 * np.einsum("sx,sx->s", x @ W_XX, x) + x @ b_X) * beta
+        if summed.size:
+            term = term + np.logaddexp(0.0, (x @ W_BX.T + b_B) * beta).sum(axis=1)
+        term = term.reshape(P, -1)
+        top = term.max(axis=1)
+        part = top + np.log(np.exp(term - top[:, None]).sum(axis=1))
+        total = np.logaddexp(total, part)
+    return total
