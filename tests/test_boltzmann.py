@@ -177,6 +177,54 @@ def test_numba_and_numpy_sequential_samplers_give_the_same_samples():
     np.testing.assert_array_equal(sa, sb)
 
 
+@pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("k,persistent", [(1, False), (3, False), (2, True)])
+def test_fused_rbm_step_numba_and_numpy_agree(k, persistent):
+    from recur.networks import boltzmann_sampling as bs
+
+    rng = np.random.default_rng(k)
+    W_hv = rng.normal(0.0, 1.0, (5, 7))
+    b_v, b_h = rng.normal(0.0, 0.5, 7), rng.normal(0.0, 0.5, 5)
+    data = (rng.random((9, 7)) < 0.5).astype(float)
+    start = (rng.random((6, 7)) < 0.5).astype(float) if persistent else data
+    a = bs.rbm_phases(W_hv, b_v, b_h, data, start, k, 1.3, np.random.default_rng(4), (0, 7),
+                      backend="numba")
+    b = bs.rbm_phases(W_hv, b_v, b_h, data, start, k, 1.3, np.random.default_rng(4), (0, 7),
+                      backend="numpy")
+    for x, y in zip(a[:3], b[:3]):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+    assert abs(a[3] - b[3]) < 1e-12
+
+
+@pytest.mark.parametrize("k,persistent", [(1, False), (2, False), (2, True)])
+def test_fused_rbm_step_equals_the_general_blocked_path(k, persistent):
+    # The same RBM with its node order interleaved (visible and hidden units not contiguous)
+    # takes the general path; both must draw the same samples and report the same loss.
+    n_v, n_h = 6, 4
+    G = rc.graphs.bipartite_graph(n_v, n_h, seed=0)
+    fused = rc.Boltzmann(rc.Topology(G), loss_kind="reconstruction")
+    vis = [v for v in G if G.nodes[v].get("role") == "visible"]
+    hid = [h for h in G if h not in vis]
+    order = [x for pair in itertools.zip_longest(vis, hid) for x in pair if x is not None]
+    general = rc.Boltzmann(rc.Topology(G, nodelist=order), loss_kind="reconstruction")
+    assert not isinstance(general._cache["vs"], slice)
+    p = _params(fused, seed=3, scale=0.8)
+    perm = [fused.topology.index(x) for x in order]  # general's unit i is fused's perm[i]
+    q = {"W": p["W"][np.ix_(perm, perm)], "b": p["b"][perm]}
+    data = (np.random.default_rng(1).random((8, n_v)) < 0.5).astype(float)
+    req = R.WakeSleep(mode="cd", k=k, persistent=persistent, n_chains=5 if persistent else None)
+    chains = (np.random.default_rng(2).random((5, n_v + n_h)) < 0.5).astype(float)
+    ea = fused.collect(p, data, req, rng=7, state=chains if persistent else None)
+    eb = general.collect(q, data, req, rng=7, state=chains[:, perm] if persistent else None)
+    for phase in ("nudged", "free"):
+        ta, tb = getattr(ea[req], phase), getattr(eb[req], phase)
+        np.testing.assert_allclose(ta.post["W"][:, perm], tb.post["W"], atol=1e-12)
+    assert abs(ea.loss - eb.loss) < 1e-12
+    assert abs(ea.loss - fused.loss(p, data)) < 1e-12
+    if persistent:
+        np.testing.assert_array_equal(ea.state[:, perm], eb.state)
+
+
 def test_run_and_step_shapes():
     net = _general()
     p = _params(net)

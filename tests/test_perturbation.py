@@ -419,8 +419,10 @@ def test_running_baseline_state():
 def test_running_baseline_in_training():
     # The state threads through recur.train, and the baseline tracks the perturbed losses.
     net, params, data = small_net(7)
+    # A one-sided estimate from 4 samples is noisy: at step 0.05 about half of the random
+    # streams blow this network up within 5 updates; at 0.005 none of 20 did.
     rule = R.chain(R.weight_perturbation(1e-3, n_samples=4, antithetic=False,
-                                         baseline="running"), R.scale(0.05))
+                                         baseline="running"), R.scale(0.005))
     _, hist = rc.train(net, params, rule, data, epochs=5, rng=0, progress=False)
     assert len(hist.loss) == 5 and np.isfinite(hist.final_loss)
     # The chain's state is (estimator state, scale state); after one update the running

@@ -109,8 +109,11 @@ class Boltzmann:
     are not a position in a stream).
 
     The RBM fast path: the wake phase uses the exact ``p(h | v)`` (no sampling), and a CD-k
-    epoch on ``P`` patterns is ``2k + 2`` matrix products of shape ``(P, n_v) x (n_v, n_h)``
-    plus the loss, with no per-sample Python loop.
+    or persistent-CD step of an exactly clamped RBM whose visible and hidden units are two
+    contiguous ranges of the node order (as :func:`recur.graphs.bipartite_graph` makes them)
+    runs as one fused pass, :func:`~recur.networks.boltzmann_sampling.rbm_phases`, compiled
+    when numba is installed: on a small RBM the per-call overhead of a dozen array operations
+    costs more than their arithmetic.
 
     References
     ----------
@@ -198,10 +201,15 @@ class Boltzmann:
         object.__setattr__(self, "_mask", mask)
         object.__setattr__(self, "_bipartite", bool(bipartite))
         # Index tuples of the visible/hidden blocks of W, and (lazily) the enumeration splits.
+        vs, hs = self._as_slice(vis), self._as_slice(hid)
+        # Contiguous roles index W's blocks by slices: views, not the copies fancy indexing
+        # makes on every call of a training loop.
+        contiguous = isinstance(vs, slice) and isinstance(hs, slice)
         object.__setattr__(self, "_cache", {
-            "hv": np.ix_(hid, vis), "vh": np.ix_(vis, hid), "vv": np.ix_(vis, vis),
-            "all": np.arange(topo.n_units),
-            "vs": self._as_slice(vis), "hs": self._as_slice(hid)})
+            "hv": (hs, vs) if contiguous else np.ix_(hid, vis),
+            "vh": (vs, hs) if contiguous else np.ix_(vis, hid),
+            "vv": (vs, vs) if contiguous else np.ix_(vis, vis),
+            "all": np.arange(topo.n_units), "vs": vs, "hs": hs})
 
     @staticmethod
     def _as_slice(idx):
@@ -299,8 +307,15 @@ class Boltzmann:
             if tuple(np.shape(arr)) != shape:
                 raise ValueError(f"params[{key!r}] must have shape {shape}, got "
                                  f"{tuple(np.shape(arr))}")
-            if not np.all(np.isfinite(arr)):
+            if not np.isfinite(arr).all():
                 raise DivergenceError(f"params[{key!r}] contains NaN or inf")
+        W = params["W"]
+        # One comparison checks both: W equals its transpose on the graph and is 0 off it.
+        if not np.array_equal(W, np.where(self._mask, W.T, 0.0)):
+            what = "symmetric" if not np.array_equal(W, W.T) else \
+                "zero off the graph and on the diagonal"
+            raise ValueError(f"params['W'] must be {what} for a Boltzmann machine (an energy "
+                             f"network); recur.train keeps it so, or call net.constrain(params)")
 
     def constrain(self, params):
         """Keep ``W`` symmetric, on the graph and with a zero diagonal."""
@@ -414,11 +429,11 @@ class Boltzmann:
         """The loss; ``h``: ``p(h | v)`` of an RBM's data, when already computed."""
         if self._loss_kind() == "nll":
             return float(-np.mean(self.visible_log_probs({"W": W, "b": b}, v)))
-        vis, hid, ix = self._vis, self._hid, self._cache
+        ix = self._cache
         beta = 1.0 / self.temperature
         if h is None:
-            h = bs.sigmoid((v @ W[ix["hv"]].T + b[hid]) * beta)
-        field_v = h @ W[ix["vh"]].T + b[vis]
+            h = bs.sigmoid((v @ W[ix["hv"]].T + b[ix["hs"]]) * beta)
+        field_v = h @ W[ix["vh"]].T + b[ix["vs"]]
         if not self._bipartite:
             field_v = field_v + v @ W[ix["vv"]].T
         return float(np.mean((v - bs.sigmoid(field_v * beta)) ** 2))
@@ -611,7 +626,8 @@ class Boltzmann:
 
     def _hidden_probs(self, W, b, v):
         """Exact ``p(h = 1 | v)`` of an RBM, shape (P, n_hidden)."""
-        return bs.sigmoid((v @ W[self._cache["hv"]].T + b[self._hid]) / self.temperature)
+        return bs.sigmoid((v @ W[self._cache["hv"]].T + b[self._cache["hs"]])
+                          / self.temperature)
 
     def _rows(self, W, b, s):
         """Statistics rows of states ``s`` (S, N): for an RBM the hidden units are replaced
@@ -623,7 +639,8 @@ class Boltzmann:
         return rows
 
     def _phases(self, W, b, v, req, chains, rng):
-        """(wake rows, sleep rows, new chains) for one WakeSleep request."""
+        """(wake rows, sleep rows, new chains, reconstruction error of the data or None) for one
+        WakeSleep request."""
         T = self.temperature
         N = self.n_units
         vis, hid = self._vis, self._hid
@@ -631,7 +648,25 @@ class Boltzmann:
             params = {"W": W, "b": b}
             wake = self.mean_field(params, self._noisy(v, rng))
             sleep = self.mean_field(params, n_chains=req.n_chains or 1)
-            return wake, sleep, chains
+            return wake, sleep, chains, None
+
+        n_chains = req.n_chains or v.shape[0]
+        ix = self._cache
+        if (req.mode == "cd" and self.uses_blocked_sampler and self.clamp_noise == (0.0, 0.0)
+                and isinstance(ix["vs"], slice) and isinstance(ix["hs"], slice)):
+            # Plain or persistent CD on an RBM: one fused pass (same draws and samples as
+            # the general path below).
+            if not req.persistent:
+                start = v
+            elif chains is None:
+                start = (rng.random((n_chains, N)) < 0.5).astype(np.float64)[:, ix["vs"]].copy()
+            else:
+                start = self._states(chains, n_chains, "state (the persistent chains)")[0]
+                start = np.ascontiguousarray(start[:, ix["vs"]])
+            wake, sleep, end, recon = bs.rbm_phases(
+                W[ix["hv"]], b[ix["vs"]], b[ix["hs"]], v, start, req.k,
+                T, rng, (ix["vs"].start, ix["hs"].start), backend=self.backend)
+            return wake, sleep, (end if req.persistent else chains), recon
 
         clamped = self._noisy(v, rng)
         # Wake: visible clamped; for an RBM the hidden units are exactly conditional on it.
@@ -649,14 +684,13 @@ class Boltzmann:
                                            self.sample_sweeps, rng)
             wake = rec.reshape(-1, N)
 
-        n_chains = req.n_chains or v.shape[0]
         free = self._cache["all"]
         if req.mode == "cd" and not req.persistent:
             # Contrastive divergence: k sweeps from the wake states (the data).
             if self.uses_blocked_sampler:
-                return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains
+                return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains, None
             rec, _ = self._sweeps(W, b, wake_state, free, np.full(req.k, T), 1, rng)
-            return wake, self._rows(W, b, rec[0]), chains
+            return wake, self._rows(W, b, rec[0]), chains, None
         if req.persistent:
             if chains is None:
                 start = (rng.random((n_chains, N)) < 0.5).astype(np.float64)
@@ -667,13 +701,13 @@ class Boltzmann:
         if req.mode == "cd":
             if self.uses_blocked_sampler:
                 sleep, end = self._rbm_cd(W, b, start, req.k, rng)
-                return wake, sleep, (end if req.persistent else chains)
+                return wake, sleep, (end if req.persistent else chains), None
             rec, end = self._sweeps(W, b, start, free, np.full(req.k, T), 1, rng)
         else:
             rec, end = self._sweeps(W, b, start, free, self._schedule(self.sample_sweeps),
                                     self.sample_sweeps, rng)
         sleep = self._rows(W, b, rec.reshape(-1, N))
-        return wake, sleep, (end if req.persistent else chains)
+        return wake, sleep, (end if req.persistent else chains), None
 
     def _rbm_cd(self, W, b, start, k, rng):
         """``k`` blocked Gibbs steps of an RBM from ``start`` (C, N): hidden given visible,
@@ -725,16 +759,19 @@ class Boltzmann:
         rng = np.random.default_rng(rng)
         W, b = self._arrays(params)
         v = self._data(data, "data")
-        results = {}
+        results, recon = {}, None
         chains = state
         for req in requests:
             if not isinstance(req, ev.WakeSleep):
                 raise NotImplementedError(f"Boltzmann cannot collect {type(req).__name__} "
                                           "evidence (it provides WakeSleep)")
-            wake, sleep, chains = self._phases(W, b, v, req, chains, rng)
-            wake_h = wake[:, self._hid]
+            wake, sleep, chains, recon = self._phases(W, b, v, req, chains, rng)
             results[req] = ev.Phases(free=self._trace(sleep), nudged=self._trace(wake))
-        # The wake phase of an exactly clamped RBM already holds p(h | data).
-        h = wake_h if self._bipartite and self.clamp_noise == (0.0, 0.0) and requests and \
-            requests[-1].mode != "mean_field" else None
-        return ev.Evidence(loss=self._loss(W, b, v, h), results=results, state=chains)
+        if recon is not None and self._loss_kind() == "reconstruction":
+            loss = recon
+        else:
+            # The wake phase of an exactly clamped RBM already holds p(h | data).
+            exact = self._bipartite and self.clamp_noise == (0.0, 0.0) and requests and \
+                requests[-1].mode != "mean_field"
+            loss = self._loss(W, b, v, wake[:, self._hid] if exact else None)
+        return ev.Evidence(loss=loss, results=results, state=chains)

@@ -36,7 +36,7 @@ from scipy.special import expit
 from .. import kernels
 from ..validation import ConvergenceError
 
-__all__ = ["sigmoid", "sequential_sweeps", "blocked_sweeps", "mean_field",
+__all__ = ["sigmoid", "sequential_sweeps", "blocked_sweeps", "rbm_phases", "mean_field",
            "split_enumeration", "log_sum_exp_free"]
 
 _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
@@ -169,6 +169,152 @@ def blocked_sweeps(W, b, s, blocks, temperatures, n_record, rng):
         if t >= n_sweeps - n_record:
             out[t - (n_sweeps - n_record)] = s
     return out, s
+
+
+# -- one RBM learning step, fused ----------------------------------------------------------
+
+# fastmath lets LLVM vectorise the dot-product reductions; it reorders the sums, so
+# probabilities match the numpy twin to rounding (samples agree unless a uniform falls
+# within rounding of a probability).
+@_JIT.register(fastmath=True)
+def _rbm_phases_nb(W_hv, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh, wake,
+                   sleep, end):
+    """Compiled twin of :func:`_rbm_phases_numpy` (same draws, same samples)."""
+    P, V = data.shape
+    C = start_v.shape[0]
+    H = b_h.shape[0]
+    k = u_h.shape[0]
+    err = 0.0
+    for c in range(P):
+        for j in range(H):
+            a = b_h[j]
+            for i in range(V):
+                a += W_hv[j, i] * data[c, i]
+            wake[c, oh + j] = 1.0 / (1.0 + np.exp(-a * beta))
+        for i in range(V):
+            wake[c, ov + i] = data[c, i]
+            a = b_v[i]
+            for j in range(H):
+                a += W_hv[j, i] * wake[c, oh + j]
+            d = data[c, i] - 1.0 / (1.0 + np.exp(-a * beta))
+            err += d * d
+    v = np.empty(V)
+    h = np.empty(H)
+    for c in range(C):
+        for i in range(V):
+            v[i] = start_v[c, i]
+        for t in range(k):
+            for j in range(H):
+                if t == 0 and from_data:
+                    p = wake[c, oh + j]
+                else:
+                    a = b_h[j]
+                    for i in range(V):
+                        a += W_hv[j, i] * v[i]
+                    p = 1.0 / (1.0 + np.exp(-a * beta))
+                h[j] = 1.0 if u_h[t, c, j] < p else 0.0
+            for i in range(V):
+                a = b_v[i]
+                for j in range(H):
+                    a += W_hv[j, i] * h[j]
+                v[i] = 1.0 if u_v[t, c, i] < 1.0 / (1.0 + np.exp(-a * beta)) else 0.0
+        for i in range(V):
+            sleep[c, ov + i] = v[i]
+            end[c, ov + i] = v[i]
+        for j in range(H):
+            a = b_h[j]
+            for i in range(V):
+                a += W_hv[j, i] * v[i]
+            sleep[c, oh + j] = 1.0 / (1.0 + np.exp(-a * beta))
+            end[c, oh + j] = h[j]
+    return err / (P * V)
+
+
+def _logistic(x):
+    # The formula the compiled kernel uses (not scipy's expit), so both paths give the same
+    # probabilities to the last bit and hence the same samples.
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _rbm_phases_numpy(W_hv, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh, wake,
+                      sleep, end):
+    V, H = b_v.shape[0], b_h.shape[0]
+    vs, hs = slice(ov, ov + V), slice(oh, oh + H)
+    p_h = _logistic((data @ W_hv.T + b_h) * beta)
+    wake[:, vs] = data
+    wake[:, hs] = p_h
+    recon = _logistic((p_h @ W_hv + b_v) * beta)
+    v = start_v
+    h = np.zeros((start_v.shape[0], H))
+    for t in range(u_h.shape[0]):
+        # CD's first hidden draw uses the wake probabilities: they are p(h | data).
+        p = p_h if (t == 0 and from_data) else _logistic((v @ W_hv.T + b_h) * beta)
+        h = (u_h[t] < p).astype(np.float64)
+        v = (u_v[t] < _logistic((h @ W_hv + b_v) * beta)).astype(np.float64)
+    sleep[:, vs] = end[:, vs] = v
+    sleep[:, hs] = _logistic((v @ W_hv.T + b_h) * beta)
+    end[:, hs] = h
+    return float(np.mean((data - recon) ** 2))
+
+
+def rbm_phases(W_hv, b_v, b_h, data, start_v, k, temperature, rng, offsets, *,
+               backend="auto"):
+    r"""Wake statistics of the data and ``k`` blocked Gibbs steps of an RBM, in one pass.
+
+    The wake phase clamps the visible units to ``data`` and holds the hidden units' exact
+    conditional probabilities :math:`p(h_j = 1 \mid v) = \sigma((W v + b_h)_j / T)`; the sleep
+    phase runs ``k`` steps (hidden given visible, then visible given hidden) from
+    ``start_v`` and records :math:`[v_k, p(h \mid v_k)]`. This is one step of contrastive
+    divergence (``start_v = data``) or persistent CD (``start_v`` = the chains) with nothing
+    but the arithmetic: on a small RBM a step is dominated by per-call overhead, so the
+    compiled kernel does it in one call. Draws: for each step a ``(C, H)`` then a ``(C, V)``
+    block of uniforms, the order of :func:`blocked_sweeps`.
+
+    Parameters
+    ----------
+    W_hv : ndarray, shape (H, V)
+        The hidden-by-visible block of ``W``.
+    b_v, b_h : ndarray, shapes (V,), (H,)
+    data : ndarray, shape (P, V) of 0/1
+    start_v : ndarray, shape (C, V) of 0/1
+        Where the sleep chains start; ``data`` itself (the same object) for plain CD, whose
+        first hidden draw then reuses the wake probabilities.
+    k : int >= 1
+    temperature : float > 0
+    rng : Generator
+    offsets : (int, int)
+        First column of the visible and of the hidden units in the full state (the roles
+        must be contiguous ranges).
+    backend : {"auto", "numba", "numpy"}
+
+    Returns
+    -------
+    wake : ndarray, shape (P, N)
+    sleep : ndarray, shape (C, N)
+        ``[v_k, p(h | v_k)]``.
+    end : ndarray, shape (C, N)
+        ``[v_k, h_k]``, the chains' states.
+    reconstruction : float
+        :math:`\mathrm{mean}\,(v - \sigma((p(h \mid v)^\top W_{hv} + b_v)/T))^2` over the data.
+    """
+    from_data = start_v is data
+    data = np.ascontiguousarray(data, dtype=np.float64)
+    start_v = data if from_data else np.ascontiguousarray(start_v, dtype=np.float64)
+    H, V = W_hv.shape
+    C, P = start_v.shape[0], data.shape[0]
+    N = V + H
+    u_h, u_v = np.empty((k, C, H)), np.empty((k, C, V))
+    for t in range(k):
+        u_h[t] = rng.random((C, H))
+        u_v[t] = rng.random((C, V))
+    wake, sleep, end = np.empty((P, N)), np.empty((C, N)), np.empty((C, N))
+    ov, oh = offsets
+    fn = _rbm_phases_numpy
+    if kernels.use_numba(backend, _JIT):
+        fn = _rbm_phases_nb
+    recon = fn(np.ascontiguousarray(W_hv), b_v, b_h, data, start_v, from_data, u_h, u_v,
+               1.0 / temperature, ov, oh, wake, sleep, end)
+    return wake, sleep, end, float(recon)
 
 
 # -- mean field ----------------------------------------------------------------------------

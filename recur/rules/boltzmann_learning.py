@@ -32,24 +32,30 @@ from .rule import Rule
 __all__ = ["boltzmann"]
 
 
-def _mean_outer(trace: ActivityTrace, name, like):
-    """``mean_s post[s] pre[s]^T`` of parameter ``name``, in ``like``'s matrix shape."""
-    post = np.asarray(trace.post[name])
-    pre = np.asarray(trace.pre[name])
-    post = post.reshape(-1, 1) if post.ndim == 1 else post
-    pre = pre.reshape(-1, 1) if pre.ndim == 1 else pre
+def _statistics(trace: ActivityTrace, name):
+    """``post`` and ``pre`` samples of parameter ``name`` as 2-d arrays."""
+    post, pre = trace.post[name], trace.pre[name]
+    post = post if np.ndim(post) == 2 else np.reshape(post, (-1, 1))
+    pre = pre if np.ndim(pre) == 2 else np.reshape(pre, (-1, 1))
     if post.shape[0] != pre.shape[0] or post.shape[0] == 0:
         raise ValueError(f"boltzmann: the {name!r} statistics need the same positive number "
                          f"of samples on both sides, got post {post.shape}, pre {pre.shape}")
-    if post.shape[1] != like.shape[0] or pre.shape[1] != like.shape[1]:
-        raise ValueError(f"boltzmann: post {post.shape} and pre {pre.shape} statistics do not "
-                         f"match parameter {name!r} of shape {tuple(like.shape)}")
+    return post, pre
+
+
+def _correlation_difference(wake: ActivityTrace, sleep: ActivityTrace, name, like):
+    """``mean post pre^T`` (wake) minus the same (sleep) for parameter ``name``, in
+    ``like``'s matrix shape (a bias is a matrix with one presynaptic column of ones)."""
+    (wpost, wpre), (spost, spre) = _statistics(wake, name), _statistics(sleep, name)
+    shape = (like.shape[0], like.shape[1])
+    for post, pre in ((wpost, wpre), (spost, spre)):
+        if (post.shape[1], pre.shape[1]) != shape:
+            raise ValueError(f"boltzmann: post {post.shape} and pre {pre.shape} statistics do "
+                             f"not match parameter {name!r} of shape {shape}")
     if sp.issparse(like):
-        return values(masked_outer(post, pre, like)) / post.shape[0]
-    if pre.shape[1] == 1 and np.all(pre == 1.0):
-        # A bias reads a constant 1: the outer product is the column sum.
-        return post.mean(axis=0)[:, None]
-    return (post.T @ pre) / post.shape[0]
+        return (values(masked_outer(wpost, wpre, like)) / wpost.shape[0]
+                - values(masked_outer(spost, spre, like)) / spost.shape[0])
+    return (wpost.T @ wpre) / wpost.shape[0] - (spost.T @ spre) / spost.shape[0]
 
 
 def boltzmann(mode="chl", k=1, persistent=False, n_chains=None):
@@ -109,13 +115,15 @@ def boltzmann(mode="chl", k=1, persistent=False, n_chains=None):
         out = {}
         for name in names:
             p = params[name]
-            like = p if (sp.issparse(p) or np.ndim(p) == 2) else np.asarray(p).reshape(-1, 1)
-            delta = _mean_outer(wake, name, like) - _mean_outer(sleep, name, like)
+            if sp.issparse(p):
+                out[name] = with_values(p, _correlation_difference(wake, sleep, name, p))
+                continue
+            like = p if np.ndim(p) == 2 else np.reshape(p, (-1, 1))
+            delta = _correlation_difference(wake, sleep, name, like)
             mask = wake.masks.get(name)
-            if mask is not None and not sp.issparse(p):
-                delta = np.where(np.asarray(mask, dtype=bool), delta, 0.0)
-            out[name] = with_values(p, delta) if sp.issparse(p) else \
-                np.asarray(delta).reshape(np.shape(p))
+            if mask is not None:
+                delta = np.where(mask, delta, 0.0)
+            out[name] = delta.reshape(np.shape(p))
         return out, state
 
     hparams = {"mode": mode, "k": k, "persistent": persistent, "n_chains": n_chains}
