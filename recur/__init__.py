@@ -7,7 +7,7 @@ caches, the topology catalogue and plotting load only when used.
 from . import diagnostics, graphs, metrics, rules, tasks, weights
 from ._version import __version__
 from .loop import History, generate, train
-from .networks import ESN, Boltzmann, EnergyNet, Hopfield, Linear
+from .networks import ESN, Boltzmann, EnergyNet, Hopfield, Linear, SpikingNet
 from .readouts import ExploratoryHebbian, Force, Lms, NotFittedError, Ridge
 from .topology import Topology
 from .validation import ConvergenceError, DivergenceError
@@ -20,6 +20,7 @@ __all__ = [
     "Hopfield",
     "Boltzmann",
     "EnergyNet",
+    "SpikingNet",
     "Ridge",
     "Force",
     "Lms",

@@ -5,5 +5,6 @@ from .energy import EnergyNet
 from .esn import ESN
 from .hopfield import Hopfield
 from .linear import Linear
+from .spiking import SpikingNet
 
-__all__ = ["ESN", "Linear", "Hopfield", "Boltzmann", "EnergyNet"]
+__all__ = ["ESN", "Linear", "Hopfield", "Boltzmann", "EnergyNet", "SpikingNet"]

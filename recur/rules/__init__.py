@@ -17,6 +17,7 @@ from .evidence import (
     Perturbed,
     Phases,
     Spikes,
+    SpikeTrains,
     TwoPhase,
     WakeSleep,
 )
@@ -25,6 +26,7 @@ from .hebbian import anti_hebbian, bcm, covariance, hebbian, intrinsic_plasticit
 from .ngrad import contrastive_hebbian, equilibrium_propagation, generec
 from .perturbation import node_perturbation, weight_perturbation
 from .reference import bptt
+from .stdp import stdp
 from .rule import Rule, apply_updates
 from .storage import pseudo_inverse, storkey
 from .transforms import (
@@ -64,9 +66,11 @@ __all__ = [
     "Evidence",
     "PatternSet",
     "Phases",
+    "SpikeTrains",
     "ActivityTrace",
     "Perturbations",
     "bptt",
+    "stdp",
     "weight_perturbation",
     "node_perturbation",
     "hebbian",

@@ -32,6 +32,7 @@ __all__ = [
     "Perturbations",
     "PatternSet",
     "Phases",
+    "SpikeTrains",
     "as_requests",
 ]
 
@@ -299,6 +300,37 @@ class Phases:
     nudged: ActivityTrace
     nudged_minus: ActivityTrace | None = None
     beta: float | None = None
+
+
+@dataclass(frozen=True)
+class SpikeTrains:
+    """Spikes a network emitted, on its simulation grid, for spike-timing rules.
+
+    Attributes
+    ----------
+    units : int ndarray, shape (S,)
+        Unit of each spike.
+    steps : int ndarray, shape (S,)
+        Time step of each spike (time ``steps * dt``), in ascending order.
+    n_units : int
+    n_steps : int
+        Length of the simulation the spikes come from.
+    dt : float
+        Time step, in ms.
+    trials : int ndarray, shape (S,), or None
+        Trial of each spike when several independent trials ran at once (each trial's
+        spikes interact only with spikes of the same trial).
+    masks : dict of str to bool ndarray
+        Connections (``mask[post, pre]``) a rule may change, per weight parameter.
+    """
+
+    units: np.ndarray
+    steps: np.ndarray
+    n_units: int
+    n_steps: int
+    dt: float
+    trials: np.ndarray | None = None
+    masks: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from .objectives import ClosedLoop, TeacherForced, as_objective, windows
 from .normalisation import rescale, squash, standardize, unsquash
 from .patterns import bars_and_stripes, corrupt, random_patterns
 from .series import lorenz, mackey_glass, narma, sine_sum
+from .spiking import poisson_drive, pulse_packet, spontaneous
 from .targets import next_step
 
 __all__ = [
@@ -23,4 +24,7 @@ __all__ = [
     "random_patterns",
     "corrupt",
     "bars_and_stripes",
+    "pulse_packet",
+    "poisson_drive",
+    "spontaneous",
 ]
