@@ -1,0 +1,18 @@
+"""The energy benchmark runs end to end in quick mode (its numbers are not checked here)."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_quick(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_energy",
+                                                  ROOT / "benchmarks" / "bench_energy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.md"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "sync recall" in text and "async recall" in text
+    assert "RBM" in text
