@@ -11,7 +11,7 @@ from . import kernels
 from .masked import values
 from .readouts.base import Readout
 from .rules.rule import Rule, apply_updates
-from .validation import DivergenceError, as_float_array, check_positive
+from .validation import ConvergenceError, DivergenceError, as_float_array, check_positive
 
 __all__ = ["train", "History", "generate"]
 
@@ -110,6 +110,9 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
     ------
     DivergenceError
         When states, updates or weights become NaN/inf; names the epoch and the rule.
+    ConvergenceError
+        When a phase the network must settle (an energy network's fixed point) does not; a
+        subclass of DivergenceError, raised before any update of that epoch is applied.
     NotImplementedError
         When the network cannot collect the evidence the rule requires.
     """
@@ -145,6 +148,9 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
         except NotImplementedError as exc:
             raise NotImplementedError(f"rule {rule.name!r} requires evidence that "
                                       f"{type(net).__name__} cannot provide: {exc}") from exc
+        except ConvergenceError as exc:
+            raise ConvergenceError(f"training with rule {rule.name!r} stopped at epoch "
+                                   f"{epoch}: a phase did not settle: {exc}") from exc
         except DivergenceError as exc:
             raise DivergenceError(f"training with rule {rule.name!r} diverged at epoch "
                                   f"{epoch}: {exc}") from exc
