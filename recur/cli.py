@@ -35,7 +35,7 @@ def _demo(args) -> int:
 
     print(f"recur {__version__} demo: echo-state network on Mackey-Glass (tau = 17)")
     print(f"  topology        small_world: {topo.n_units} units, {topo.n_edges} connections")
-    print(f"  network         leak 0.3, spectral radius 1.25, ridge alpha 1e-8")
+    print("  network         leak 0.3, spectral radius 1.25, ridge alpha 1e-8")
     print(f"  teacher forced  {train} steps, NRMSE {fit_error:.2e} (one step ahead)")
     print(f"  closed loop     {args.steps} steps, NRMSE {metrics.nrmse(truth, generated):.2e}, "
           f"valid time {metrics.valid_time(truth, generated):.0f} steps")
@@ -52,7 +52,12 @@ def _demo(args) -> int:
 def _compare(args) -> int:
     from . import compare, plotting
 
-    make = compare.SpectrumConfig.quick if args.quick else compare.SpectrumConfig
+    energy = args.network == "energy"
+    if energy:
+        make = compare.EnergySpectrumConfig.quick if args.quick else \
+            compare.EnergySpectrumConfig
+    else:
+        make = compare.SpectrumConfig.quick if args.quick else compare.SpectrumConfig
     overrides = {"task": args.task}
     if args.seeds:
         overrides["seeds"] = tuple(args.seeds)
@@ -61,9 +66,15 @@ def _compare(args) -> int:
     if args.topology:
         overrides["topology"] = args.topology
     cfg = make(**overrides)
-    rows = compare.credit_spectrum(cfg, rules=tuple(args.rules))
-    print(f"credit-assignment spectrum: {cfg.task} on {cfg.topology} ({cfg.n_units} units), "
-          f"{cfg.epochs} updates, seeds {list(cfg.seeds)}; medians over seeds")
+    if energy:
+        rows = compare.energy_spectrum(cfg, rules=tuple(args.rules))
+        print(f"credit-assignment spectrum on an EnergyNet: {cfg.task}, {cfg.window} inputs, "
+              f"{cfg.n_hidden} hidden units ({cfg.topology}), {cfg.epochs} updates, seeds "
+              f"{list(cfg.seeds)}; medians over seeds")
+    else:
+        rows = compare.credit_spectrum(cfg, rules=tuple(args.rules))
+        print(f"credit-assignment spectrum: {cfg.task} on {cfg.topology} ({cfg.n_units} "
+              f"units), {cfg.epochs} updates, seeds {list(cfg.seeds)}; medians over seeds")
     print(compare.format_table(rows))
     if args.out and plotting.have_matplotlib():
         compare.plot_curves(rows, args.out, title=f"credit-assignment spectrum: {cfg.task}")
@@ -104,10 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compare", help="train one network with every learning rule and "
                                           "compare them with the exact gradient")
+    comp.add_argument("--network", choices=["esn", "energy"], default="esn",
+                      help="a leaky-tanh rate network (esn, default) or an EnergyNet (energy)")
     comp.add_argument("--task", choices=["sine_sum", "mackey_glass"], default="sine_sum")
     comp.add_argument("--rules", nargs="+", default=None,
-                      help="rules to run (default: all of fixed_ridge hebbian_ridge "
-                           "weight_perturbation node_perturbation bptt)")
+                      help="rules to run (default, esn: all of fixed_ridge hebbian_ridge "
+                           "weight_perturbation node_perturbation bptt; energy: all of "
+                           "equilibrium_propagation symmetric_ep contrastive_hebbian generec "
+                           "node_perturbation bptt)")
     comp.add_argument("--seeds", type=int, nargs="+", default=None)
     comp.add_argument("--epochs", type=int, default=None)
     comp.add_argument("--topology", default=None, help="catalogue name (default small_world)")
@@ -134,8 +149,10 @@ def main(argv=None) -> int:
     if args.command == "demo" and (args.units < 20 or args.steps < 1):
         parser.error("demo needs --units >= 20 and --steps >= 1")
     if args.command == "compare":
-        from .compare import RULES
+        from .compare import ENERGY_RULES
+        from .compare import RULES as ESN_RULES
 
+        RULES = ENERGY_RULES if args.network == "energy" else ESN_RULES
         args.rules = args.rules or list(RULES)
         unknown = sorted(set(args.rules) - set(RULES))
         if unknown:

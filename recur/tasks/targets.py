@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..validation import as_float_array, check_positive
 
 __all__ = ["next_step"]
