@@ -226,3 +226,229 @@ def kl_divergence(net, params, data, *, max_units=20):
     q = counts / counts.sum()
     log_p = net.visible_log_probs(params, patterns, max_units=max_units)
     return float(max(0.0, np.sum(q * (np.log(q) - log_p))))
+
+
+# -- synfire chains ------------------------------------------------------------------------
+
+__all__ += ["PacketMeasures", "packet_measures", "propagation_success", "synfire_map",
+            "synfire_separatrix"]
+
+
+class PacketMeasures(dict):
+    """Result of :func:`packet_measures`: a dict with ``"a"``, ``"sigma"``, ``"center"``
+    (each (n_trials, n_pools)) and ``"pool_sizes"`` (n_pools,); keys readable as attributes."""
+
+    __getattr__ = dict.__getitem__
+
+
+def _pool_members(pools, n_units):
+    if isinstance(pools, dict):
+        members = [np.asarray(pools[k], dtype=np.intp) for k in pools]
+    else:
+        members = [np.asarray(m, dtype=np.intp) for m in pools]
+    if not members:
+        raise ValueError("pools is empty")
+    for m in members:
+        if m.ndim != 1 or (m.size and (m.min() < 0 or m.max() >= n_units)):
+            raise ValueError(f"pools must hold unit indices in [0, {n_units})")
+    return members
+
+
+def packet_measures(raster, pools, *, t0, search=10.0, min_width=1.5, min_spikes=3, lag=None,
+                    n_trials=None):
+    r"""Spike count :math:`a_k` and temporal spread :math:`\sigma_k` of a volley in each pool.
+
+    A volley travels down a chain of pools (Diesmann, Gewaltig & Aertsen 1999). For each
+    trial and each pool ``k`` in order, the packet is looked for in a search window: the
+    ``search`` ms centred on ``t0`` for the first pool, the ``search`` ms after the previous
+    pool's packet centre for the others. Within it, the centre is the median spike time
+    :math:`m` and the spread a robust one, :math:`s = 1.4826\,\mathrm{median}|t - m|`; the
+    packet is the spikes within :math:`m \pm h`, :math:`h = \max(3 s, \text{min\_width})`
+    (at most ``search / 2``), which keeps the sparse background spikes out. Then
+
+    .. math::
+
+        a_k = \#\{\text{packet spikes}\}, \qquad
+        \sigma_k = \sqrt{\tfrac{1}{a_k} \textstyle\sum_i (t_i - \bar t)^2}
+
+    and the centre is :math:`\bar t`. With fewer than ``min_spikes`` in the search window the
+    packet is lost: :math:`a_k` counts the (background) spikes within ``min_width`` of the
+    expected centre (previous centre plus the lag between pools, ``lag`` or the median lag
+    seen so far in the trial, ``search / 2`` before any), :math:`\sigma_k` is NaN.
+
+    Parameters
+    ----------
+    raster : recur.rules.SpikeTrains
+        Spikes of a run (``SpikingNet.run``); times are ``steps * dt`` ms.
+    pools : dict of label to unit indices, or sequence of index arrays
+        The chain's pools in order (``topology.pools``).
+    t0 : float, ms
+        Centre of the packet in the first pool (where it was injected).
+    search : float > 0, ms
+    min_width : float > 0, ms
+    min_spikes : int >= 1
+    lag : float, ms, optional
+    n_trials : int, optional
+        Trials of the run (default: the highest trial with a spike, plus one).
+
+    Returns
+    -------
+    PacketMeasures
+        ``a`` (int, (n_trials, n_pools)), ``sigma`` (ms), ``center`` (ms), ``pool_sizes``.
+    """
+    check_positive(search, "search")
+    check_positive(min_width, "min_width")
+    check_positive(min_spikes, "min_spikes", integer=True)
+    if lag is not None:
+        check_positive(lag, "lag")
+    members = _pool_members(pools, raster.n_units)
+    pool_of = np.full(raster.n_units, -1, dtype=np.intp)
+    for k, idx in enumerate(members):
+        pool_of[idx] = k
+    if raster.trials is None:
+        trial_of = np.zeros(raster.units.size, dtype=np.intp)
+        B = 1
+    else:
+        trial_of = np.asarray(raster.trials)
+        B = int(trial_of.max()) + 1 if trial_of.size else 1
+    if n_trials is not None:
+        if check_positive(n_trials, "n_trials", integer=True) < B:
+            raise ValueError(f"n_trials={n_trials}, but the raster has spikes of trial {B - 1}")
+        B = n_trials
+    times = np.asarray(raster.steps) * float(raster.dt)
+    K = len(members)
+    a = np.zeros((B, K), dtype=np.intp)
+    sigma = np.full((B, K), np.nan)
+    center = np.full((B, K), np.nan)
+    k_of = pool_of[np.asarray(raster.units)]
+    # Group the spike times by (trial, pool) once.
+    order = np.lexsort((times, k_of, trial_of))
+    key = trial_of[order] * (K + 1) + (k_of[order] + 1)
+    bounds = np.searchsorted(key, np.arange(B * (K + 1) + 1))
+    sorted_t = times[order]
+    for b in range(B):
+        lags = []
+        prev = None
+        for k in range(K):
+            g = b * (K + 1) + k + 1
+            t = sorted_t[bounds[g]:bounds[g + 1]]
+            lo, hi = (t0 - search / 2, t0 + search / 2) if prev is None else \
+                (prev, prev + search)
+            win = t[(t >= lo) & (t < hi)]
+            if win.size >= min_spikes:
+                m = np.median(win)
+                s = 1.4826 * np.median(np.abs(win - m))
+                h = min(max(3.0 * s, min_width), search / 2)
+                pk = win[np.abs(win - m) <= h]
+                a[b, k] = pk.size
+                sigma[b, k] = pk.std()
+                center[b, k] = pk.mean()
+                if prev is not None:
+                    lags.append(center[b, k] - prev)
+            else:
+                step = lag if lag is not None else (float(np.median(lags)) if lags
+                                                    else search / 2)
+                guess = t0 if prev is None else prev + step
+                a[b, k] = int(np.sum(np.abs(t - guess) <= min_width))
+                center[b, k] = guess
+            prev = center[b, k]
+    return PacketMeasures(a=a, sigma=sigma, center=center,
+                          pool_sizes=np.array([m.size for m in members]))
+
+
+def propagation_success(measures, pool_sizes=None, *, fraction=0.5, pool=-1):
+    r"""Whether a volley reached a pool: :math:`a_k \ge` ``fraction`` of the pool, per trial.
+
+    Parameters
+    ----------
+    measures : PacketMeasures or int array (n_trials, n_pools)
+        From :func:`packet_measures`, or the counts ``a`` themselves.
+    pool_sizes : int array (n_pools,), optional
+        Needed when ``measures`` is an array.
+    fraction : float in (0, 1]
+    pool : int
+        Which pool must be reached (default: the last).
+
+    Returns
+    -------
+    bool ndarray, shape (n_trials,)
+    """
+    check_in_interval(fraction, "fraction", 0.0, 1.0)
+    if isinstance(measures, dict):
+        a, sizes = np.asarray(measures["a"]), np.asarray(measures["pool_sizes"])
+    else:
+        if pool_sizes is None:
+            raise ValueError("pool_sizes is needed when measures is an array of counts")
+        a, sizes = np.asarray(measures), np.broadcast_to(np.asarray(pool_sizes),
+                                                         np.shape(measures)[-1:])
+    if a.ndim != 2:
+        raise ValueError(f"measures must be (n_trials, n_pools), got shape {a.shape}")
+    return a[:, pool] >= fraction * sizes[pool]
+
+
+def synfire_map(a, pool_size, p, theta):
+    r"""Mean-field map of a binary synfire chain (Herrmann, Hertz & Pruegel-Bennett 1995).
+
+    .. math::
+
+        a_{k+1} = w\,P[\mathrm{Bin}(a_k, c) \ge \theta]
+
+    ``w`` = ``pool_size`` units per pool, each connected to each unit of the previous pool
+    with probability ``c`` = ``p`` and firing when at least ``theta`` of its inputs fired.
+    ``a`` may be real (the binomial tail is continued through the regularised incomplete
+    beta function, :math:`P[\mathrm{Bin}(n, c) \ge \theta] = I_c(\theta, n - \theta + 1)`).
+
+    Parameters
+    ----------
+    a : float or array
+        Active units in pool ``k``.
+    pool_size : int
+    p : float in (0, 1]
+    theta : float > 0
+
+    Returns
+    -------
+    float or ndarray
+    """
+    from scipy.special import betainc
+
+    check_positive(pool_size, "pool_size", integer=True)
+    check_in_interval(p, "p", 0.0, 1.0)
+    check_positive(theta, "theta")
+    a = np.asarray(a, dtype=float)
+    theta_int = np.ceil(theta)
+    with np.errstate(invalid="ignore"):
+        tail = np.where(a >= theta_int, betainc(theta_int, np.maximum(a - theta_int + 1, 1e-300),
+                                                p), 0.0)
+    out = pool_size * tail
+    return float(out) if out.ndim == 0 else out
+
+
+def synfire_separatrix(pool_size, p, theta, *, tol=1e-10):
+    r"""Unstable fixed point :math:`a^*` of :func:`synfire_map`: volleys above it grow toward
+    the stable state near ``pool_size``, volleys below it die.
+
+    Found by bisection on :math:`f(a) = \mathrm{map}(a) - a` between ``theta`` and the
+    upper stable fixed point. For ``pool_size=100, p=0.5, theta=20``: 36.97.
+
+    Returns
+    -------
+    float
+        NaN when the map has no unstable fixed point (no bistability).
+    """
+    def f(x):
+        return synfire_map(x, pool_size, p, theta) - x
+
+    grid = np.linspace(np.ceil(theta), pool_size, 4 * pool_size + 1)
+    vals = f(grid)
+    cross = np.flatnonzero((vals[:-1] < 0) & (vals[1:] >= 0))
+    if cross.size == 0:
+        return float("nan")
+    lo, hi = grid[cross[0]], grid[cross[0] + 1]
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if f(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return float(0.5 * (lo + hi))
