@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -155,7 +156,8 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
             raise DivergenceError(f"training with rule {rule.name!r} diverged at epoch "
                                   f"{epoch}: {exc}") from exc
         history.loss.append(evidence.loss)
-        if evidence.loss > max_loss_growth * max(history.loss[0], 1e-300):
+        # A first loss of 0 (a silent first chunk of a spiking network) sets no scale.
+        if history.loss[0] > 0 and evidence.loss > max_loss_growth * history.loss[0]:
             raise DivergenceError(f"training with rule {rule.name!r} diverged at epoch {epoch}: "
                                   f"the loss grew from {history.loss[0]:.3g} to "
                                   f"{evidence.loss:.3g}")
@@ -176,7 +178,11 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
                 for key, value in probed.items():
                     history.probes.setdefault(key, []).append(value)
     try:
-        history.final_loss = net.loss(params, chunks[0], state)
+        # A stochastic network's loss draws (a spiking net's background noise): from this
+        # run's stream, so the final loss is reproducible too.
+        takes_rng = "rng" in inspect.signature(net.loss).parameters
+        history.final_loss = net.loss(params, chunks[0], state,
+                                      **({"rng": g_collect} if takes_rng else {}))
     except DivergenceError as exc:
         raise DivergenceError(f"training with rule {rule.name!r} diverged after the last "
                               f"epoch: {exc}") from exc
