@@ -4,7 +4,7 @@ Import costs nothing beyond numpy, scipy and networkx: reservoirpy, numba-compil
 caches, the topology catalogue and plotting load only when used.
 """
 
-from . import diagnostics, graphs, metrics, rules, tasks, weights
+from . import chains, diagnostics, graphs, metrics, rules, tasks, weights
 from ._version import __version__
 from .loop import History, generate, train
 from .networks import ESN, Boltzmann, EnergyNet, Hopfield, Linear, SpikingNet
@@ -29,6 +29,7 @@ __all__ = [
     "train",
     "History",
     "rules",
+    "chains",
     "graphs",
     "diagnostics",
     "weights",
