@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     topo.add_argument("-v", "--verbose", action="store_true",
                       help="also print descriptions and references")
     topo.set_defaults(func=_topologies)
+    from .sweep.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

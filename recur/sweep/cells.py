@@ -1,0 +1,515 @@
+"""What one grid cell computes: the registry of network kinds and tasks a sweep can name.
+
+A sweep spec names a network kind (a key of :data:`NETWORKS`) and one or more tasks (keys of
+:data:`TASKS`); every task says which network kind it runs on, which parameters it takes
+(with types, ranges and defaults, :class:`Param`), which rules it accepts, and which metrics
+it returns. Names resolve here and nowhere else: a spec cannot import or evaluate anything.
+
+One cell is described by a *payload*, a plain JSON-able dict made by
+:meth:`recur.sweep.spec.Spec.cells`, and run by :func:`execute`, the function that local
+worker processes and Dask workers call. :func:`execute` never raises for a failing cell: it
+returns ``status = "error"`` with the traceback, so the sweep goes on.
+
+Random streams. A cell's only source of randomness is ``numpy.random.SeedSequence(entropy,
+spawn_key=spawn_key)`` from its payload; it is split into four independent children, used in
+this order by every cell kind: the graph, the network's parameters, the task's data, and
+anything else the task draws (cues, recall orders, perturbations). The same payload gives the
+same numbers in any process, on any worker, whatever other cells run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+__all__ = ["Param", "NetworkKind", "TaskKind", "NETWORKS", "TASKS", "CellContext", "execute",
+           "STREAMS"]
+
+#: The four child streams of a cell's SeedSequence, in spawn order.
+STREAMS = ("graph", "network", "data", "extra")
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a network kind, task or rule takes in a spec.
+
+    Parameters
+    ----------
+    kind : {int, float, bool, str}
+        Python type; an integer given for a float parameter is converted to float, so
+        ``leak = 1`` and ``leak = 1.0`` are the same spec.
+    default : object
+        Value when the spec does not set it.
+    low, high : float or None
+        Bounds; ``low_open``/``high_open`` make them strict.
+    choices : tuple of str or None
+        The only values a ``str`` parameter may take (specs carry names, never code).
+    steps : bool
+        The parameter counts time steps (or epochs x steps): checked against the sweep's
+        step limit, summed over the parameters so marked.
+    doc : str
+        One line for error messages and listings.
+    """
+
+    kind: type
+    default: object = _REQUIRED
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple | None = None
+    steps: bool = False
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def check(self, value):
+        """Return ``(value, None)`` converted, or ``(None, message)`` when it is not valid."""
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                return None, f"must be true or false, got {_show(value)}"
+            return value, None
+        if self.kind is str:
+            if not isinstance(value, str):
+                return None, f"must be a string, got {_show(value)}"
+            if self.choices is not None and value not in self.choices:
+                return None, (f"must be one of {', '.join(map(repr, self.choices))}, got "
+                              f"{_show(value)}{_code_hint(value)}")
+            return value, None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"must be a number ({self.kind.__name__}), got {_show(value)}"
+        if self.kind is int:
+            if not isinstance(value, int):
+                return None, f"must be an integer, got {_show(value)}"
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                return None, f"must be finite, got {value!r}"
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return None, f"must be {'>' if self.low_open else '>='} {self.low}, got {value!r}"
+        if self.high is not None and (value > self.high
+                                      or (self.high_open and value == self.high)):
+            return None, f"must be {'<' if self.high_open else '<='} {self.high}, got {value!r}"
+        return value, None
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _code_hint(value: str) -> str:
+    markers = ("(", "import", "lambda", "__", "eval", "exec", ";", "os.", "sys.")
+    if any(m in value for m in markers):
+        return " (specs are data: strings are names from fixed lists and nothing is evaluated)"
+    return ""
+
+
+@dataclass(frozen=True)
+class NetworkKind:
+    """A network a sweep can build on each topology, with the parameters a spec may set."""
+
+    name: str
+    params: Mapping[str, Param]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """What a cell computes on one network.
+
+    Attributes
+    ----------
+    name : str
+    network : str
+        The :data:`NETWORKS` key this task runs on.
+    params : mapping of str to Param
+    metrics : tuple of str
+        Keys of the dict :attr:`function` returns.
+    function : callable
+        ``function(ctx: CellContext) -> dict[str, float]``.
+    rules : mapping of str to (mapping of str to Param), or None
+        Rules the task accepts, each with its parameters; None when the task takes no rule.
+    network_params : tuple of str or None
+        Network parameters the task honours (None: all); setting another one is an error.
+    catalogue_only : tuple of str or None
+        When not None, topologies must be catalogue names and only these recipe parameters
+        may be overridden (the task builds its graph through an API that takes no recipe).
+    check : callable or None
+        ``check(task_params, n_units) -> list of (key, message)``: constraints across
+        parameters, run when the spec is loaded.
+    """
+
+    name: str
+    network: str
+    params: Mapping[str, Param]
+    metrics: tuple
+    function: Callable
+    rules: Mapping[str, Mapping[str, Param]] | None = None
+    network_params: tuple | None = None
+    catalogue_only: tuple | None = None
+    check: Callable | None = None
+    doc: str = ""
+
+
+# -- what a cell function sees ----------------------------------------------------------------
+@dataclass
+class CellContext:
+    """The inputs of one cell, rebuilt from its payload inside the worker.
+
+    Attributes
+    ----------
+    payload : dict
+        As made by the spec (see the module docstring).
+    rngs : dict of str to numpy.random.Generator
+        One generator per entry of :data:`STREAMS`.
+    """
+
+    payload: dict
+    rngs: dict = field(default_factory=dict)
+
+    @property
+    def network(self) -> dict:
+        return self.payload["network"]["params"]
+
+    @property
+    def task(self) -> dict:
+        return self.payload["task"]["params"]
+
+    @property
+    def rule(self) -> str | None:
+        return self.payload["rule"]["name"]
+
+    @property
+    def rule_params(self) -> dict:
+        return self.payload["rule"]["params"]
+
+    @property
+    def topology_spec(self) -> dict:
+        return self.payload["topology"]
+
+    def graph(self):
+        """The cell's networkx graph, drawn from the ``graph`` stream."""
+        from .. import catalogue
+
+        topo = self.topology_spec
+        # The recipe was validated with the catalogue's own checks when the spec was loaded.
+        return catalogue._build(topo["recipe"], self.rngs["graph"], topo["overrides"])
+
+    def topology(self):
+        from ..topology import Topology
+
+        return Topology(self.graph())
+
+    def seed_sequence(self) -> np.random.SeedSequence:
+        """A fresh copy of the cell's root ``SeedSequence`` (before the four streams)."""
+        seed = self.payload["seed"]
+        return np.random.SeedSequence(int(seed["entropy"]), spawn_key=tuple(seed["spawn_key"]))
+
+
+# -- ESN cells -------------------------------------------------------------------------------
+def _esn(ctx: CellContext, n_in: int = 1):
+    from ..networks import ESN
+
+    esn = ESN(ctx.topology(), n_in=n_in, n_out=1, **ctx.network)
+    return esn, esn.init(ctx.rngs["network"])
+
+
+def _memory_capacity(ctx: CellContext) -> dict:
+    r"""Short-term memory capacity of a driven reservoir (Jaeger 2002).
+
+    The reservoir is driven by i.i.d. :math:`u_t \sim U[-1, 1]` for ``washout + steps``
+    steps; :func:`recur.metrics.memory_capacity` fits one ridge readout per delay
+    :math:`k = 1..K` on the first half of the remaining states and scores
+    :math:`\sum_k r^2(u_{t-k}, \hat u_{t-k})` on the second half.
+    """
+    from .. import metrics
+
+    p = ctx.task
+    esn, params = _esn(ctx)
+    u = ctx.rngs["data"].uniform(-1.0, 1.0, (p["washout"] + p["steps"], 1))
+    states, _ = esn.run(params, u)
+    w = p["washout"]
+    mc = metrics.memory_capacity(states[w:], u[w:], p["max_delay"], alpha=p["alpha"])
+    return {"memory_capacity": mc, "memory_capacity_per_unit": mc / esn.n_units}
+
+
+def _check_memory(p, n_units):
+    if p["steps"] < 3 * p["max_delay"] + 20:
+        return [("steps", f"must be at least 3 * max_delay + 20 = {3 * p['max_delay'] + 20} "
+                          f"for memory_capacity, got {p['steps']}")]
+    return []
+
+
+def _narma(ctx: CellContext) -> dict:
+    r"""NARMA-``order`` one-step prediction with a ridge readout (Atiya & Parlos 2000).
+
+    The reservoir reads :math:`u_t \sim U[0, 0.5]` and a ridge readout of :math:`x_t` is fit
+    to :math:`y_{t+1}` (:func:`recur.tasks.narma`) on ``train_steps`` steps after the
+    washout; the NRMSE is measured on the next ``test_steps``.
+    """
+    from .. import metrics, tasks
+    from ..readouts import Ridge
+
+    p = ctx.task
+    esn, params = _esn(ctx)
+    w, n_train, n_test = p["washout"], p["train_steps"], p["test_steps"]
+    u, y = tasks.narma(w + n_train + n_test, order=p["order"], rng=ctx.rngs["data"])
+    states, _ = esn.run(params, u)
+    fit = slice(w, w + n_train)
+    test = slice(w + n_train, None)
+    readout = Ridge(alpha=p["alpha"]).fit(states[fit], y[fit])
+    return {"nrmse": metrics.nrmse(y[test], readout.predict(states[test])),
+            "train_nrmse": metrics.nrmse(y[fit], readout.predict(states[fit]))}
+
+
+# -- Hopfield capacity -------------------------------------------------------------------------
+def _storage_rule(name, params):
+    from .. import rules
+
+    if name == "hebbian":
+        return rules.hebbian()
+    return getattr(rules, name)(diagonal=params["diagonal"])
+
+
+def _hopfield_capacity(ctx: CellContext) -> dict:
+    r"""Store :math:`P = \max(1, \mathrm{round}(\alpha N))` random :math:`\pm1` patterns in one
+    shot, then measure the fraction that are fixed points and the recall from cues with a
+    fraction ``flip`` of their bits flipped (overlap :math:`m = \frac1N s\cdot\xi`, and the
+    fraction of cues recalled exactly).
+    """
+    from .. import metrics, tasks
+    from ..networks import Hopfield
+
+    p = ctx.task
+    hop = Hopfield(ctx.topology(), **ctx.network)
+    n = hop.n_units
+    n_patterns = max(1, int(round(p["load"] * n)))
+    xi = tasks.random_patterns(n_patterns, n, rng=ctx.rngs["data"])
+    params = hop.store(hop.init(ctx.rngs["network"]), xi, _storage_rule(ctx.rule,
+                                                                         ctx.rule_params))
+    g_cues, g_recall = ctx.rngs["extra"].spawn(2)
+    cues = tasks.corrupt(xi, p["flip"], rng=g_cues)
+    out, sweeps = hop.recall(params, cues, mode=p["mode"], max_sweeps=p["max_sweeps"],
+                             rng=g_recall, return_sweeps=True)
+    return {"fixed": float(hop.fixed_points(params, xi).mean()),
+            "overlap": float(np.mean(metrics.overlap(out, xi))),
+            "exact": float(np.mean(np.all(out == xi, axis=1))),
+            "sweeps": float(np.mean(sweeps)),
+            "n_patterns": float(n_patterns)}
+
+
+# -- credit-assignment spectrum ------------------------------------------------------------------
+_CREDIT_RATE = {"bptt": "bptt_rate", "node_perturbation": "np_rate",
+                "weight_perturbation": "wp_rate", "hebbian_ridge": "hebbian_rate"}
+
+
+def _credit_spectrum(ctx: CellContext) -> dict:
+    """One rule of :func:`recur.compare.credit_spectrum` on one seed.
+
+    ``recur.compare`` gives every rule its own stream, fixed by the rule's place in
+    ``compare.RULES``, so a cell running one rule gets the numbers that rule gets in a full
+    comparison with the same seed. The seed is the cell's ``SeedSequence``.
+    """
+    from .. import compare
+
+    p, rp = ctx.task, ctx.rule_params
+    recipe = ctx.topology_spec["recipe"]
+    n_units = ctx.topology_spec["overrides"].get("n", recipe["params"]["n"])
+    kwargs = dict(task=p["signal"], topology=recipe["name"], n_units=n_units,
+                  train_steps=p["train_steps"], test_steps=p["test_steps"],
+                  washout=p["washout"], epochs=p["epochs"], target_nrmse=p["target_nrmse"],
+                  ridge_alpha=p["ridge_alpha"], alignment_repeats=p["alignment_repeats"],
+                  seeds=(ctx.seed_sequence(),), **ctx.network)
+    if ctx.rule in _CREDIT_RATE:
+        kwargs[_CREDIT_RATE[ctx.rule]] = rp["learning_rate"]
+    if ctx.rule in ("node_perturbation", "weight_perturbation"):
+        kwargs.update(perturbation_sigma=rp["sigma"], n_samples=rp["n_samples"])
+    (row,) = compare.credit_spectrum(compare.SpectrumConfig(**kwargs), rules=(ctx.rule,),
+                                     progress=False)
+    updates = row["updates_to_target"]
+    return {"train_nrmse": float(row["train_nrmse"]), "test_nrmse": float(row["test_nrmse"]),
+            "updates_to_target": float("nan") if updates is None else float(updates),
+            "reached": float(updates is not None), "cosine": float(row["cosine"]),
+            "rule_seconds": float(row["wall_time"])}
+
+
+# -- diagnostic cells ----------------------------------------------------------------------------
+def _empty(ctx: CellContext) -> dict:
+    """Nothing but one draw from the data stream: the runner's per-cell overhead."""
+    return {"draw": float(ctx.rngs["data"].random())}
+
+
+def _sleep(ctx: CellContext) -> dict:
+    """Wait ``seconds`` (a cell that takes time without using a CPU), then one draw."""
+    time.sleep(ctx.task["seconds"])
+    return {"draw": float(ctx.rngs["data"].random())}
+
+
+def _spin(ctx: CellContext) -> dict:
+    """A CPU-bound cell in plain Python (no BLAS threads): ``iterations`` of an LCG."""
+    x = int(ctx.rngs["data"].integers(1, 2**31))
+    for _ in range(ctx.task["iterations"]):
+        x = (1103515245 * x + 12345) % 2147483648
+    return {"draw": x / 2147483648.0}
+
+
+def _fail(ctx: CellContext) -> dict:
+    """Always raises: how a sweep records a failing cell and goes on."""
+    raise RuntimeError(f"the 'fail' cell raises on purpose ({ctx.task['message']})")
+
+
+# -- the registries --------------------------------------------------------------------------
+def _frozen(d):
+    return MappingProxyType(dict(d))
+
+
+_ESN_PARAMS = _frozen({
+    "leak": Param(float, 1.0, 0.0, 1.0, low_open=True, doc="leak rate a in (0, 1]"),
+    "spectral_radius": Param(float, 0.9, 0.0, low_open=True, doc="spectral radius of W"),
+    "input_scaling": Param(float, 1.0, 0.0, doc="W_in ~ U[-s, s)"),
+    "bias_scaling": Param(float, 0.0, 0.0, doc="b ~ U[-s, s)"),
+    "weight_distribution": Param(str, "normal", choices=("normal", "uniform"),
+                                 doc="raw recurrent weights before scaling"),
+})
+# No "backend" parameter: numba and numpy kernels give the same numbers, so the kernel is not
+# part of what a cell is (nor of its seed); workers use numba when it is installed.
+
+NETWORKS: Mapping[str, NetworkKind] = _frozen({
+    "esn": NetworkKind("esn", _ESN_PARAMS, "recur.ESN: leaky-tanh reservoir, one input"),
+    "hopfield": NetworkKind("hopfield", _frozen({}),
+                            "recur.Hopfield: +-1 units, symmetric W on an undirected graph"),
+    "none": NetworkKind("none", _frozen({}), "no network: diagnostic cells"),
+})
+
+_STEPS = dict(kind=int, low=1, steps=True)
+_DIAGONAL = _frozen({"diagonal": Param(str, "zero", choices=("zero", "keep"),
+                                       doc="diagonal policy of the storage rule")})
+_PERTURBATION = _frozen({
+    "learning_rate": Param(float, 1e-2, 0.0, low_open=True, doc="Adam step size"),
+    "sigma": Param(float, 1e-3, 0.0, low_open=True, doc="perturbation size"),
+    "n_samples": Param(int, 32, 1, 4096, doc="perturbations per update"),
+})
+
+TASKS: Mapping[str, TaskKind] = _frozen({
+    "memory_capacity": TaskKind(
+        "memory_capacity", "esn", _frozen({
+            "steps": Param(default=2000, doc="driven steps after the washout", **_STEPS),
+            "washout": Param(int, 100, 0, steps=True, doc="discarded first steps"),
+            "max_delay": Param(int, 100, 1, doc="largest delay K"),
+            "alpha": Param(float, 1e-8, 0.0, doc="ridge penalty"),
+        }), ("memory_capacity", "memory_capacity_per_unit"), _memory_capacity,
+        check=_check_memory,
+        doc="sum over delays of the recall r^2 of i.i.d. input (recur.metrics)"),
+    "narma": TaskKind(
+        "narma", "esn", _frozen({
+            "order": Param(int, 10, 1, 10, doc="NARMA order (10: NARMA-10)"),
+            "train_steps": Param(default=2000, doc="steps the readout is fit on", **_STEPS),
+            "test_steps": Param(default=1000, doc="steps the NRMSE is measured on",
+                                **_STEPS),
+            "washout": Param(int, 100, 0, steps=True, doc="discarded first steps"),
+            "alpha": Param(float, 1e-6, 0.0, doc="ridge penalty"),
+        }), ("nrmse", "train_nrmse"), _narma,
+        doc="one-step NARMA prediction, ridge readout, NRMSE on held-out steps"),
+    "hopfield_capacity": TaskKind(
+        "hopfield_capacity", "hopfield", _frozen({
+            "load": Param(float, 0.1, 0.0, low_open=True, doc="patterns per unit, P/N"),
+            "flip": Param(float, 0.1, 0.0, 1.0, doc="fraction of bits flipped in a cue"),
+            "mode": Param(str, "async", choices=("async", "sync"), doc="recall dynamics"),
+            "max_sweeps": Param(int, 100, 1, 10_000, doc="recall sweeps at most"),
+        }), ("fixed", "overlap", "exact", "sweeps", "n_patterns"), _hopfield_capacity,
+        rules=_frozen({"hebbian": _frozen({}), "storkey": _DIAGONAL,
+                       "pseudo_inverse": _DIAGONAL}),
+        doc="one-shot storage, fixed points and recall from corrupted cues"),
+    "credit_spectrum": TaskKind(
+        "credit_spectrum", "esn", _frozen({
+            "signal": Param(str, "sine_sum", choices=("sine_sum", "mackey_glass"),
+                            doc="the series the network predicts one step ahead"),
+            "train_steps": Param(default=400, doc="training sequence length", **_STEPS),
+            "test_steps": Param(default=400, doc="test sequence length", **_STEPS),
+            "washout": Param(int, 50, 0, doc="uncounted first steps"),
+            "epochs": Param(int, 300, 1, 100_000, doc="updates per rule"),
+            "target_nrmse": Param(float, 0.2, 0.0, low_open=True,
+                                  doc="training NRMSE counted as reached"),
+            "ridge_alpha": Param(float, 1e-6, 0.0, doc="ridge penalty of the ridge rules"),
+            "alignment_repeats": Param(int, 5, 1, 1000, doc="estimates behind the cosine"),
+        }), ("train_nrmse", "test_nrmse", "updates_to_target", "reached", "cosine",
+             "rule_seconds"), _credit_spectrum,
+        rules=_frozen({
+            "fixed_ridge": _frozen({}),
+            "hebbian_ridge": _frozen({"learning_rate": Param(float, 1e-3, 0.0, low_open=True,
+                                                             doc="Oja step size")}),
+            "weight_perturbation": _PERTURBATION,
+            "node_perturbation": _PERTURBATION,
+            "bptt": _frozen({"learning_rate": Param(float, 3e-2, 0.0, low_open=True,
+                                                    doc="Adam step size")}),
+        }),
+        network_params=("leak", "spectral_radius"), catalogue_only=("n",),
+        doc="recur.compare.credit_spectrum, one rule and one seed per cell"),
+    "empty": TaskKind("empty", "none", _frozen({}), ("draw",), _empty,
+                      doc="does nothing: the runner's overhead"),
+    "sleep": TaskKind("sleep", "none", _frozen({
+        "seconds": Param(float, 0.1, 0.0, 60.0, doc="time to wait"),
+    }), ("draw",), _sleep, doc="waits, for progress and kill tests"),
+    "spin": TaskKind("spin", "none", _frozen({
+        "iterations": Param(int, 100_000, 0, 10**9, doc="loop iterations"),
+    }), ("draw",), _spin, doc="CPU-bound plain Python loop, for scaling tests"),
+    "fail": TaskKind("fail", "none", _frozen({
+        "message": Param(str, "test", choices=("test",), doc="fixed text"),
+    }), ("draw",), _fail, doc="always raises, for error-recording tests"),
+})
+
+
+# -- running one cell --------------------------------------------------------------------------
+def _version() -> str:
+    from .._version import __version__
+
+    return __version__
+
+
+def execute(payload: dict) -> dict:
+    """Run one cell; never raises for an error inside the cell.
+
+    Parameters
+    ----------
+    payload : dict
+        A cell payload (:attr:`recur.sweep.spec.Cell.payload`).
+
+    Returns
+    -------
+    dict
+        ``cell_id``, ``status`` (``"ok"`` or ``"error"``), ``metrics`` (dict of float; only
+        the spec's metrics when it names them), ``error`` (traceback text or None),
+        ``started`` (Unix time, s), ``wall_time`` (s), ``recur_version`` and ``host`` of the
+        process that ran it.
+    """
+    started = time.time()
+    t0 = time.perf_counter()
+    metrics, error = {}, None
+    try:
+        task = TASKS[payload["task"]["name"]]
+        ctx = CellContext(payload)
+        children = ctx.seed_sequence().spawn(len(STREAMS))
+        ctx.rngs = {name: np.random.default_rng(s) for name, s in zip(STREAMS, children)}
+        result = task.function(ctx)
+        keep = payload.get("metrics")
+        metrics = {k: float(v) for k, v in result.items() if keep is None or k in keep}
+        status = "ok"
+    except Exception:  # a failing cell is a result, not the end of the sweep
+        status = "error"
+        error = traceback.format_exc(limit=20)
+    return {"cell_id": payload["cell_id"], "status": status, "metrics": metrics,
+            "error": error, "started": started, "wall_time": time.perf_counter() - t0,
+            "recur_version": _version(), "host": f"{platform.node()}:{os.getpid()}"}
