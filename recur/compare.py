@@ -219,7 +219,7 @@ class EnergySpectrumConfig:
     ep_rate: float = 3e-2
     chl_rate: float = 3e-2
     generec_rate: float = 3e-2
-    np_rate: float = 3e-2
+    np_rate: float = 1e-2
     bptt_rate: float = 3e-2
     perturbation_sigma: float = 1e-3
     n_samples: int = 16
