@@ -46,7 +46,8 @@ import numpy as np
 
 from . import graphs
 
-__all__ = ["GENERATORS", "build_graph", "describe", "n_units", "names", "recipe"]
+__all__ = ["GENERATORS", "build_graph", "describe", "n_units", "names", "recipe", "validate_recipe",
+           "build_recipe_graph", "recipe_units"]
 
 #: Generators a recipe may name, by dotted name. Recipes resolve their ``generator`` here and
 #: nowhere else; to offer a new generator, add it to this mapping.
@@ -221,6 +222,27 @@ def _build(spec: dict, rng, overrides: Mapping) -> nx.Graph:
 
 
 # -- public API ------------------------------------------------------------------------------
+def validate_recipe(data: dict, source: str = "recipe", name: str = "recipe") -> dict:
+    """Check an inline recipe (a dict in the catalogue's TOML format) and return it normalised.
+
+    Raises ``ValueError``/``TypeError`` naming ``source`` and the offending key, exactly as
+    for a catalogue file; used by sweep specs that define topologies inline.
+    """
+    return _validate(data, source, name)
+
+
+def build_recipe_graph(recipe: dict, rng=None, **overrides) -> nx.Graph:
+    """The graph of a validated recipe (:func:`validate_recipe`) with ``overrides`` of its
+    parameters; the same construction as :func:`build_graph` uses for a catalogue name."""
+    return _build(recipe, rng, overrides)
+
+
+def recipe_units(recipe: dict, **params) -> int:
+    """Number of units a validated recipe builds with ``params`` (its defaults merged in),
+    from its ``size`` rule, without building the graph."""
+    return _unit_count(recipe["size"], _merge_params(recipe, params))
+
+
 def names() -> list[str]:
     """Names of the recipes in the catalogue, sorted."""
     return list(_recipe_files())

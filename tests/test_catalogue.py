@@ -254,3 +254,16 @@ def test_malformed_params_table(tmp_path):
                         "params = 3\n")
     with pytest.raises(ValueError, match="'params' must be a table"):
         catalogue._read_recipe(write(tmp_path, text))
+
+
+def test_inline_recipe_api_matches_the_catalogue():
+    from recur import catalogue
+
+    data = {k: v for k, v in catalogue.recipe("small_world").items() if k != "name"}
+    recipe = catalogue.validate_recipe(data, "inline", "small_world")
+    assert catalogue.recipe_units(recipe, n=40) == 40
+    a = catalogue.build_recipe_graph(recipe, 5, n=40)
+    b = catalogue.build_graph("small_world", rng=5, n=40)
+    assert sorted(a.edges) == sorted(b.edges)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        catalogue.recipe_units(recipe, size=3)

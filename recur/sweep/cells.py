@@ -206,7 +206,7 @@ class CellContext:
 
         topo = self.topology_spec
         # The recipe was validated with the catalogue's own checks when the spec was loaded.
-        return catalogue._build(topo["recipe"], self.rngs["graph"], topo["overrides"])
+        return catalogue.build_recipe_graph(topo["recipe"], self.rngs["graph"], **topo["overrides"])
 
     def topology(self):
         from ..topology import Topology

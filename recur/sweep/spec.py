@@ -629,7 +629,7 @@ class _Checker:
             where = f"{path}.recipe_file"
         try:
             # The catalogue's own checks: allowed generators only, known parameters, sizes.
-            return catalogue._validate(copy.deepcopy(data), "recipe", label)
+            return catalogue.validate_recipe(copy.deepcopy(data), "recipe", label)
         except (ValueError, TypeError) as exc:
             self.bad(where, str(exc).removeprefix("recipe: "))
             return None
@@ -734,9 +734,8 @@ class _Checker:
                 overrides = dict(topo["overrides"])
                 overrides.update({a.split(".", 1)[1]: v for a, v in point.items()
                                   if a.startswith("topology.")})
-                params = {**topo["recipe"]["params"], **overrides}
                 try:
-                    units = catalogue._unit_count(topo["recipe"]["size"], params)
+                    units = catalogue.recipe_units(topo["recipe"], **overrides)
                 except (TypeError, ValueError) as exc:
                     self.bad(f"topologies.{label}", str(exc))
                     return
