@@ -440,7 +440,8 @@ class Boltzmann:
 
     # -- sampling -------------------------------------------------------------------------
     def _data(self, data, name):
-        v = as_float_array(data, name, ndim=(1, 2))
+        # The 0/1 check below also refuses NaN and inf: no separate finiteness pass.
+        v = as_float_array(data, name, ndim=(1, 2), allow_nonfinite=True)
         v = v.reshape(1, -1) if v.ndim == 1 else v
         if v.shape[1] != self.n_visible:
             raise ValueError(f"{name} must have {self.n_visible} columns (one per visible "

@@ -55,6 +55,8 @@ def _correlation_difference(wake: ActivityTrace, sleep: ActivityTrace, name, lik
     if sp.issparse(like):
         return (values(masked_outer(wpost, wpre, like)) / wpost.shape[0]
                 - values(masked_outer(spost, spre, like)) / spost.shape[0])
+    if wpost.shape[0] == spost.shape[0]:
+        return (wpost.T @ wpre - spost.T @ spre) / wpost.shape[0]
     return (wpost.T @ wpre) / wpost.shape[0] - (spost.T @ spre) / spost.shape[0]
 
 
