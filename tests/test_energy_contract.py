@@ -150,3 +150,31 @@ def test_a_non_symmetric_w_is_refused(case):
     W[i, j] += 0.5
     with pytest.raises(ValueError, match="symmetric"):
         net.check_params({**params, "W": W})
+
+
+def test_symmetric_check_tolerates_rounding_only_and_names_the_problem():
+    from recur.networks.symmetric import check_symmetric_params, symmetrized
+
+    allowed = np.ones((4, 4), dtype=bool)
+    np.fill_diagonal(allowed, False)
+    allowed[0, 3] = allowed[3, 0] = False
+    rng = np.random.default_rng(0)
+    W = np.where(allowed, rng.normal(size=(4, 4)), 0.0)
+    W = W + W.T
+    params = {"W": W, "b": np.zeros(4)}
+    check_symmetric_params(params, allowed, "a test network")
+    rounding = W.copy()
+    rounding[1, 2] += 1e-14
+    check_symmetric_params({**params, "W": rounding}, allowed, "a test network")
+    skew = W.copy()
+    skew[1, 2] += 1e-3
+    with pytest.raises(ValueError, match="symmetric.*a test network"):
+        check_symmetric_params({**params, "W": skew}, allowed, "a test network")
+    stray = W.copy()
+    stray[0, 3] = stray[3, 0] = 0.5
+    with pytest.raises(ValueError, match="2 nonzero weights off the graph or on the diagonal"):
+        check_symmetric_params({**params, "W": stray}, allowed, "a test network")
+    fixed = symmetrized({**params, "W": skew + stray - W}, allowed)["W"]
+    np.testing.assert_array_equal(fixed, fixed.T)
+    assert np.all(fixed[~allowed] == 0.0)
+    assert symmetrized(params, allowed) is params

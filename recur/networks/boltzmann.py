@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from .. import kernels
 from ..rules import evidence as ev
 from ..topology import Topology
-from ..validation import DivergenceError, as_float_array, check_positive
+from ..validation import as_float_array, check_positive
 from . import boltzmann_sampling as bs
+from .symmetric import check_symmetric_params, symmetrized
 
 __all__ = ["Boltzmann"]
 
@@ -294,36 +294,14 @@ class Boltzmann:
         return np.zeros((check_positive(batch, "batch", integer=True), self.n_units))
 
     def check_params(self, params) -> None:
-        """Raise if ``params`` does not fit this network or holds NaN/inf."""
-        if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-        N = self.n_units
-        for key, shape in (("W", (N, N)), ("b", (N,))):
-            if key not in params:
-                raise ValueError(f"params is missing {key!r}")
-            arr = params[key]
-            if sp.issparse(arr):
-                raise TypeError(f"params[{key!r}] must be a dense array")
-            if tuple(np.shape(arr)) != shape:
-                raise ValueError(f"params[{key!r}] must have shape {shape}, got "
-                                 f"{tuple(np.shape(arr))}")
-            if not np.isfinite(arr).all():
-                raise DivergenceError(f"params[{key!r}] contains NaN or inf")
-        W = params["W"]
-        # One comparison checks both: W equals its transpose on the graph and is 0 off it.
-        if not np.array_equal(W, np.where(self._mask, W.T, 0.0)):
-            what = "symmetric" if not np.array_equal(W, W.T) else \
-                "zero off the graph and on the diagonal"
-            raise ValueError(f"params['W'] must be {what} for a Boltzmann machine (an energy "
-                             f"network); recur.train keeps it so, or call net.constrain(params)")
+        """Raise if ``params`` does not fit this network: ``W`` dense, symmetric, zero off the
+        graph and on the diagonal, ``b`` of length N, both finite
+        (:func:`~recur.networks.symmetric.check_symmetric_params`)."""
+        check_symmetric_params(params, self._mask, "a Boltzmann machine")
 
     def constrain(self, params):
         """Keep ``W`` symmetric, on the graph and with a zero diagonal."""
-        W = np.asarray(params["W"], dtype=np.float64)
-        fixed = np.where(self._mask, 0.5 * (W + W.T), 0.0)
-        if np.array_equal(fixed, W):
-            return params
-        return {**params, "W": fixed}
+        return symmetrized(params, self._mask)
 
     def _arrays(self, params):
         self.check_params(params)

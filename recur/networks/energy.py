@@ -25,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..rules import evidence as ev
 from ..topology import Topology
-from ..validation import (ConvergenceError, DivergenceError, as_float_array, check_in_interval,
+from ..validation import (ConvergenceError, as_float_array, check_in_interval,
                           check_positive)
+from .symmetric import check_symmetric_params, symmetrized
 
 __all__ = ["EnergyNet"]
 
@@ -302,7 +302,8 @@ class EnergyNet:
         return np.zeros((check_positive(batch, "batch", integer=True), self.n_units))
 
     def check_params(self, params) -> None:
-        """Raise if ``params`` does not fit this network.
+        """Raise if ``params`` does not fit this network
+        (:func:`~recur.networks.symmetric.check_symmetric_params`).
 
         Raises
         ------
@@ -314,40 +315,12 @@ class EnergyNet:
         DivergenceError
             NaN or inf in a parameter.
         """
-        if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-        N = self.n_units
-        for key, shape in (("W", (N, N)), ("b", (N,))):
-            if key not in params:
-                raise ValueError(f"params is missing {key!r}")
-            arr = params[key]
-            if sp.issparse(arr):
-                raise TypeError(f"params[{key!r}] must be a dense array")
-            if tuple(np.shape(arr)) != shape:
-                raise ValueError(f"params[{key!r}] must have shape {shape}, got "
-                                 f"{tuple(np.shape(arr))}")
-            if not np.all(np.isfinite(arr)):
-                raise DivergenceError(f"params[{key!r}] contains NaN or inf")
-        W = np.asarray(params["W"])
-        scale = max(1.0, float(np.abs(W).max(initial=0.0)))
-        asym = float(np.abs(W - W.T).max(initial=0.0))
-        if asym > 1e-12 * scale:
-            raise ValueError(f"W must be symmetric for an energy network (max |W - W.T| = "
-                             f"{asym:.3g}); use EnergyNet.constrain to symmetrise it")
-        off = W[~self._mask]
-        if off.size and np.any(off != 0.0):
-            raise ValueError("W has weights off the graph or on the diagonal; an energy "
-                             "network's W must be zero outside the symmetrised mask "
-                             "(EnergyNet.constrain masks it)")
+        check_symmetric_params(params, self._mask, "an EnergyNet")
 
     def constrain(self, params):
         """Keep ``W`` symmetric (the mean of ``W`` and ``W.T``), on the graph and with a zero
         diagonal; returns ``params`` itself when nothing changes."""
-        W = np.asarray(params["W"], dtype=np.float64)
-        fixed = np.where(self._mask, 0.5 * (W + W.T), 0.0)
-        if np.array_equal(fixed, W):
-            return params
-        return {**params, "W": fixed}
+        return symmetrized(params, self._mask)
 
     # -- data -----------------------------------------------------------------------------
     def _x(self, x):

@@ -10,15 +10,15 @@ import scipy.sparse as sp
 from .. import kernels
 from ..rules import evidence as ev
 from ..topology import Topology
-from ..validation import DivergenceError, as_float_array, check_positive
+from ..validation import as_float_array, check_positive
 from . import hopfield_recall as hr
+from .symmetric import check_symmetric_params, symmetrized
 
 __all__ = ["Hopfield"]
 
 _MODES = ("async", "sync")
 
 # Relative tolerance of the symmetry check: symmetric up to rounding of a sum of outer products.
-_SYMMETRY_RTOL = 1e-10
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +78,7 @@ class Hopfield:
     init_scale: float = 0.0
     backend: str = "auto"
     _mask: np.ndarray = field(init=False, repr=False)
-    _off_graph: np.ndarray = field(init=False, repr=False)
+    _allowed: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.topology, Topology):
@@ -99,10 +99,11 @@ class Hopfield:
         np.fill_diagonal(mask, False)
         mask.setflags(write=False)
         object.__setattr__(self, "_mask", mask)
-        # Pairs of distinct units with no edge; None for a complete graph (nothing to check).
-        off = ~mask
-        np.fill_diagonal(off, False)
-        object.__setattr__(self, "_off_graph", off if off.any() else None)
+        # Where W may be nonzero: the graph, and the diagonal (a storage rule may keep it).
+        allowed = mask.copy()
+        np.fill_diagonal(allowed, True)
+        allowed.setflags(write=False)
+        object.__setattr__(self, "_allowed", allowed)
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -132,7 +133,9 @@ class Hopfield:
         return {"W": W, "b": np.zeros(N)}
 
     def check_params(self, params) -> None:
-        """Raise unless ``params`` has a finite, symmetric, on-graph ``W`` and a ``b``.
+        """Raise unless ``params`` has a finite, symmetric, on-graph ``W`` and a ``b``
+        (:func:`~recur.networks.symmetric.check_symmetric_params`; the diagonal may be
+        nonzero, as a storage rule's ``diagonal="keep"`` leaves it).
 
         Raises
         ------
@@ -141,41 +144,11 @@ class Hopfield:
         DivergenceError
             NaN or inf.
         """
-        if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-        N = self.n_units
-        for key, shape in (("W", (N, N)), ("b", (N,))):
-            if key not in params:
-                raise ValueError(f"params is missing {key!r}")
-            arr = params[key]
-            if sp.issparse(arr):
-                raise TypeError(f"params[{key!r}] must be a dense array")
-            if tuple(np.shape(arr)) != shape:
-                raise ValueError(f"params[{key!r}] must have shape {shape}, got "
-                                 f"{tuple(np.shape(arr))}")
-            if not np.all(np.isfinite(arr)):
-                raise DivergenceError(f"params[{key!r}] contains NaN or inf")
-        W = np.asarray(params["W"], dtype=np.float64)
-        # Exact symmetry (what store and constrain produce) is one cheap comparison; only
-        # otherwise is the size of the asymmetry worth computing.
-        if not np.array_equal(W, W.T):
-            asym = float(np.max(np.abs(W - W.T)))
-            if asym > _SYMMETRY_RTOL * max(1.0, float(np.max(np.abs(W)))):
-                raise ValueError(f"params['W'] must be symmetric (a Hopfield network's energy "
-                                 f"needs W = W.T); max |W - W.T| = {asym:.3g}")
-        if self._off_graph is not None and np.any(W[self._off_graph]):
-            raise ValueError(f"params['W'] has {int(np.count_nonzero(W[self._off_graph]))} "
-                             f"nonzero weights off the graph")
+        check_symmetric_params(params, self._allowed, "a Hopfield network")
 
     def constrain(self, params):
         """Symmetrise ``W`` and zero it off the graph (the diagonal is left as it is)."""
-        W = np.asarray(params["W"], dtype=np.float64)
-        keep = self._mask.copy()
-        np.fill_diagonal(keep, True)
-        fixed = np.where(keep, 0.5 * (W + W.T), 0.0)
-        if np.array_equal(fixed, W):
-            return params
-        return {**params, "W": fixed}
+        return symmetrized(params, self._allowed)
 
     def _arrays(self, params):
         self.check_params(params)

@@ -1,0 +1,85 @@
+"""The invariant every energy-based network shares: a dense symmetric ``W`` on its graph.
+
+Hopfield memories, Boltzmann machines and energy networks have an energy only when the
+coupling of ``i`` to ``j`` is the coupling of ``j`` to ``i``. Their ``params`` are ``{"W": (N,
+N) dense, "b": (N,)}`` with ``W = W.T`` and ``W`` zero wherever the network has no connection
+(``allowed[post, pre]`` False; the diagonal too, unless a storage rule's policy keeps it).
+:func:`check_symmetric_params` refuses anything else with the reason; :func:`symmetrized`
+restores the invariant after an update (what each network's ``constrain`` does, and what
+:func:`recur.train` calls after every update).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..validation import DivergenceError
+
+__all__ = ["check_symmetric_params", "symmetrized"]
+
+#: Largest asymmetry tolerated, relative to the largest weight (rounding in a user's own
+#: symmetrisation must not be an error; anything larger is a different network).
+SYMMETRY_RTOL = 1e-10
+
+
+def check_symmetric_params(params, allowed, kind) -> None:
+    """Raise unless ``params`` is ``{"W": (N, N) symmetric, zero where not allowed, "b": (N,)}``.
+
+    Parameters
+    ----------
+    params : dict
+    allowed : bool ndarray, shape (N, N)
+        Where ``W`` may be nonzero (symmetric; the diagonal as the network's policy says).
+    kind : str
+        The network, for messages ("a Hopfield network").
+
+    Raises
+    ------
+    TypeError
+        ``params`` not a dict, or a sparse ``W``.
+    ValueError
+        A missing key, a wrong shape, a non-symmetric ``W`` or weights where there is no
+        connection.
+    DivergenceError
+        NaN or inf in a parameter.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    N = allowed.shape[0]
+    for key, shape in (("W", (N, N)), ("b", (N,))):
+        if key not in params:
+            raise ValueError(f"params is missing {key!r}")
+        arr = params[key]
+        if sp.issparse(arr):
+            raise TypeError(f"params[{key!r}] must be a dense array")
+        if tuple(np.shape(arr)) != shape:
+            raise ValueError(f"params[{key!r}] must have shape {shape}, got "
+                             f"{tuple(np.shape(arr))}")
+        if not np.isfinite(arr).all():
+            raise DivergenceError(f"params[{key!r}] contains NaN or inf")
+    W = np.asarray(params["W"], dtype=np.float64)
+    # The common case (exactly what constrain produces) costs one comparison.
+    if np.array_equal(W, np.where(allowed, W.T, 0.0)):
+        return
+    asym = float(np.abs(W - W.T).max(initial=0.0))
+    if asym > SYMMETRY_RTOL * max(1.0, float(np.abs(W).max(initial=0.0))):
+        raise ValueError(f"params['W'] must be symmetric: W must be symmetric for an energy "
+                         f"network ({kind}); max |W - W.T| = {asym:.3g}; "
+                         "net.constrain(params) symmetrises it")
+    stray = int(np.count_nonzero(W[~allowed]))
+    if stray:
+        where = "off the graph" if allowed.diagonal().all() else \
+            "off the graph or on the diagonal"
+        raise ValueError(f"params['W'] has {stray} nonzero weights {where}; {kind} has "
+                         "weights only on its connections (net.constrain(params) masks them)")
+
+
+def symmetrized(params, allowed):
+    r"""``params`` with :math:`W \leftarrow \tfrac12 (W + W^\top)` where ``allowed`` and 0
+    elsewhere; ``params`` itself when that changes nothing."""
+    W = np.asarray(params["W"], dtype=np.float64)
+    fixed = np.where(allowed, 0.5 * (W + W.T), 0.0)
+    if np.array_equal(fixed, W):
+        return params
+    return {**params, "W": fixed}
