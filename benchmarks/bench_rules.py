@@ -316,20 +316,8 @@ def main(argv=None):
     bench_hebbian(cfg, table, checks)
     bench_bptt(cfg, table, checks)
     elapsed = time.perf_counter() - t0
-
-    body = [table.markdown(), ""]
-    body += [f"- {note}" for note in table.notes]
-    body += ["", "Checks:", ""]
-    body += [f"- {c}" for c in checks]
-    body += ["", f"Total time {elapsed:.0f} s. Reproduce: `python benchmarks/bench_rules.py"
-             + (" --quick" if args.quick else "") + "`", ""]
-    text = "\n".join(lines + body)
-    print("\n" + "\n".join(body))
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}")
-    return 0
+    command = "python benchmarks/bench_rules.py" + (" --quick" if args.quick else "")
+    return harness.finish(lines, table, checks, elapsed, command, out)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,20 @@ class Table:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows]
         return "\n".join(lines)
+
+
+def finish(header, table, checks, elapsed, command, out, *, checks_title="Checks:"):
+    """Print the table, notes and checks under ``header`` (lines already printed), and write
+    the whole to ``out`` (a path, or None for nowhere); returns the exit status 0."""
+    body = [table.markdown(), ""]
+    body += [f"- {note}" for note in table.notes]
+    body += ["", checks_title, ""]
+    body += [f"- {c}" for c in checks]
+    body += ["", f"Total time {elapsed:.0f} s, load average at the end {load_average()}. "
+             f"Reproduce: `{command}`", ""]
+    print("\n" + "\n".join(body))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(list(header) + body))
+        print(f"wrote {out}")
+    return 0
