@@ -3,6 +3,12 @@ per-edge delays (synfire chains).
 
 Time is in ms, membrane potentials and synaptic currents in mV (a current is written as the
 potential it would hold the membrane at, :math:`R I`), rates in Hz.
+
+Besides spikes for spike-timing rules, a :class:`SpikingNet` serves perturbation rules
+(``rules.node_perturbation``, ``rules.weight_perturbation``) on a task loss the data defines
+(:class:`SpikeTarget`, or any ``loss(raster, n_trials)``): see
+:meth:`SpikingNet.perturbations`, :meth:`SpikingNet.presynaptic_traces` and
+:meth:`SpikingNet.finite_difference_gradient`.
 """
 
 from __future__ import annotations
@@ -13,16 +19,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.signal import lfilter
 
 from .. import kernels
 from ..masked import with_values
 from ..rules import evidence as ev
-from ..tasks.spiking import SpikeDrive
+from ..tasks.spiking import SpikeDrive, SpikeTarget
 from ..topology import Topology
 from ..validation import DivergenceError, check_positive
 from . import spiking_kernels
 
-__all__ = ["SpikingNet", "SpikeDrive", "psp_peak"]
+__all__ = ["SpikingNet", "SpikeDrive", "SpikeTarget", "MissingLossError", "psp_peak"]
 
 MODELS = ("lif", "binary")
 SYNAPSES = ("exp", "alpha")
@@ -37,11 +44,22 @@ _NOISE_BLOCK = 256
 
 def _noise_block(gens, m, N, scale, mu_term):
     """Background input of ``m`` steps, shape (m, B, N): ``mu_term + scale * xi``, each
-    trial's normals from its own generator (so batches equal loops)."""
+    trial's normals from its own generator (so batches equal loops). A run of ``copies``
+    copies of ``B`` trials draws one block for the ``B`` and trial ``r * B + b`` reads row
+    ``b`` (common random numbers, drawn once)."""
     noise = np.stack([g.standard_normal((m, N)) for g in gens], axis=1)
     noise *= scale
     noise += mu_term
     return noise
+
+
+class MissingLossError(ValueError, NotImplementedError):
+    """Perturbation evidence was asked for on data without a task loss.
+
+    A ``ValueError`` (the data lacks ``loss``) that is also a ``NotImplementedError``:
+    without an objective the network cannot provide the evidence, which is how
+    :func:`recur.train` reports a request a network cannot serve.
+    """
 
 
 def psp_peak(weight, tau_m=10.0, tau_syn=0.325, synapse="exp"):
@@ -170,6 +188,13 @@ class SpikingNet:
     Every trial draws its background noise from its own generator, so a batch of trials
     gives the same spikes as the same trials run one by one.
 
+    Perturbation learning (:meth:`perturbations`): the clean run and its ``K`` (or ``2K``)
+    perturbed copies are trials of one batch; the step loop takes one row of weights per
+    trial (weight perturbation, finite differences) and an input current per trial (node
+    perturbation), and the copies of a trial share its background noise, drawn once
+    (common random numbers). The task loss is ``data["loss"]``; without one
+    :meth:`loss` and ``Evidence.loss`` report the mean rate.
+
     References
     ----------
     .. [1] M. Diesmann, M.-O. Gewaltig & A. Aertsen, "Stable propagation of synchronous
@@ -255,11 +280,19 @@ class SpikingNet:
         steps = np.maximum(1, np.rint(delays / self.dt)).astype(np.intp)
         object.__setattr__(self, "_delay_steps", steps)
         groups = []
+        mask = self.topology.mask
+        rows = np.repeat(np.arange(mask.shape[0], dtype=np.intp), np.diff(mask.indptr))
+        cols = np.asarray(mask.indices, dtype=np.intp)
         for d in np.unique(steps):
-            # Edges of one delay, as a CSC selection of W's values: a spike of unit j
-            # reaches the rows of column j.
+            # Edges of one delay in CSC order (a spike of unit j reaches the rows of column
+            # j): column pointers, target rows, and the CSR position of each edge, so that
+            # any set of values in W's storage order (one per trial, too) can be gathered.
             sel = np.flatnonzero(steps == d)
-            groups.append((int(d), sel))
+            order = np.lexsort((rows[sel], cols[sel]))
+            ids = sel[order]
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(cols[sel],
+                                                                minlength=mask.shape[1]))])
+            groups.append((int(d), indptr.astype(np.intp), rows[ids], ids))
         object.__setattr__(self, "_groups", tuple(groups))
         object.__setattr__(self, "_prop", self._propagators() if self.model == "lif" else {})
 
@@ -582,28 +615,26 @@ class SpikingNet:
         st["trials"] = trials
         return raster, st
 
-    def _simulate(self, W, st, T, forced, kicks, current, gens):
-        """The step loop; updates ``st`` in place (it is a private copy)."""
+    def _simulate(self, W, st, T, forced, kicks, current, gens, weights=None, copies=1):
+        """The step loop; updates ``st`` in place (it is a private copy).
+
+        ``weights`` (B, nnz), optional: each trial's own values of ``W`` (storage order),
+        instead of ``W.data`` for all. ``current``: (T, N) for every trial, or (T, B, N).
+        ``copies``: ``gens`` holds ``B / copies`` generators whose noise every copy shares.
+        """
         N = self.n_units
         B = st["v"].shape[0]
         lif = self.model == "lif"
         L = st["buffer"].shape[0]
         buf = st["buffer"]
-        # Per delay group: CSC-ordered targets and weights of each presynaptic unit.
-        csc = []
-        for d, sel in self._groups:
-            vals = np.zeros(W.nnz)
-            vals[sel] = W.data[sel]
-            # Copies of the index arrays: eliminate_zeros works in place and W is the
-            # caller's.
-            part = sp.csr_array((vals, W.indices.copy(), W.indptr.copy()), shape=W.shape)
-            if len(self._groups) > 1:
-                part.eliminate_zeros()
-            part = part.tocsc()
-            part.sort_indices()
-            csc.append((d, part.indptr, part.indices, part.data))
+        values = np.asarray(W.data, float)[None] if weights is None else np.asarray(
+            weights, float)
+        # Per delay group: CSC-ordered targets and weights (one row per trial, or one row
+        # for all) of each presynaptic unit.
+        csc = [(d, indptr, indices, np.ascontiguousarray(values[:, ids]))
+               for d, indptr, indices, ids in self._groups]
         if kernels.use_numba(self.backend, spiking_kernels._JIT):
-            return self._simulate_compiled(st, T, forced, kicks, current, gens, csc)
+            return self._simulate_compiled(st, T, forced, kicks, current, gens, csc, copies)
         out_u, out_s, out_b = [], [], []
         if lif:
             p = self._prop
@@ -638,7 +669,11 @@ class SpikingNet:
                     if k == 0:
                         noise = _noise_block(gens, min(_NOISE_BLOCK, T - t), N, noise_scale,
                                              mu_term)
-                    v += noise[k]
+                    if copies > 1:
+                        v_copies = v.reshape(copies, -1, N)  # a view: adds in place
+                        v_copies += noise[k]
+                    else:
+                        v += noise[k]
                 elif mu_term:
                     v += mu_term
                 if alpha:
@@ -687,9 +722,11 @@ class SpikingNet:
                 # Targets of every spike, as one flat gather (a ragged arange).
                 offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
                 pos = np.arange(total) + offsets
-                flat = np.repeat(b_idx, counts) * N + indices[pos]
+                spike_trial = np.repeat(b_idx, counts)
+                flat = spike_trial * N + indices[pos]
+                w = data[0, pos] if data.shape[0] == 1 else data[spike_trial, pos]
                 target = buf[(step0 + t + d) % L].reshape(-1)
-                target += np.bincount(flat, weights=data[pos], minlength=B * N)
+                target += np.bincount(flat, weights=w, minlength=B * N)
         if lif:
             self._store(st, v, I, x, ref)
         st["step"] = step0 + T
@@ -708,7 +745,7 @@ class SpikingNet:
         st["syn"] = np.stack([I, x])
         st["refractory"] = ref
 
-    def _simulate_compiled(self, st, T, forced, kicks, current, gens, csc):
+    def _simulate_compiled(self, st, T, forced, kicks, current, gens, csc, copies=1):
         """The same loop as :meth:`_simulate`, compiled, one noise block per call."""
         B, N = st["v"].shape
         lif = self.model == "lif"
@@ -738,7 +775,8 @@ class SpikingNet:
                   np.stack([c[1].astype(np.intp) + off for c, off in zip(csc, offsets)])
                   if csc else np.zeros((0, N + 1), np.intp),
                   np.concatenate([c[2] for c in csc]).astype(np.intp) if csc else empty_i,
-                  np.concatenate([c[3] for c in csc]).astype(float) if csc else empty_f)
+                  np.concatenate([c[3] for c in csc], axis=1).astype(float) if csc
+                  else np.zeros((1, 0)))
         capacity = max(1 << 14, 4 * B * N)
         out = {"units": np.empty(capacity, np.intp), "steps": np.empty(capacity, np.intp),
                "trials": np.empty(capacity, np.intp), "n": 0}
@@ -783,74 +821,410 @@ class SpikingNet:
 
     # -- rule interface -----------------------------------------------------------------
     def _data(self, data):
-        """(duration, drive, trials) from a duration, a (duration, drive) pair or a dict."""
+        """(duration, drive, trials, loss) from a duration, a (duration, drive) pair or a
+        dict."""
         if isinstance(data, numbers.Real) and not isinstance(data, bool):
-            return float(data), None, None
+            return float(check_positive(data, "data duration")), None, None, None
         if isinstance(data, tuple) and len(data) == 2:
-            return float(check_positive(data[0], "data duration")), data[1], None
+            return float(check_positive(data[0], "data duration")), data[1], None, None
         if isinstance(data, dict):
-            unknown = set(data) - {"duration", "drive", "trials"}
+            unknown = set(data) - {"duration", "drive", "trials", "loss"}
             if unknown or "duration" not in data:
-                raise ValueError(f"data must have 'duration' and optionally 'drive', 'trials'; "
-                                 f"got keys {sorted(data)}")
+                raise ValueError(f"data must have 'duration' and optionally 'drive', 'trials', "
+                                 f"'loss'; got keys {sorted(data)}")
+            trials = data.get("trials")
+            if trials is not None:
+                check_positive(trials, "data trials", integer=True)
+            loss = data.get("loss")
+            if loss is not None and not callable(loss):
+                raise TypeError(f"data 'loss' must be a SpikeTarget or a callable "
+                                f"loss(raster, n_trials) -> per-trial losses, got "
+                                f"{type(loss).__name__}")
             return float(check_positive(data["duration"], "data duration")), \
-                data.get("drive"), data.get("trials")
+                data.get("drive"), trials, loss
         raise TypeError("data must be a duration (ms), a (duration, drive) pair or a dict "
-                        "with 'duration', 'drive', 'trials'")
+                        "with 'duration', 'drive', 'trials', 'loss'")
 
     def loss(self, params, data, state=None, *, rng=None) -> float:
-        """Mean firing rate (Hz) over units and trials on ``data``.
+        """The task loss on ``data``, or the mean firing rate (Hz) when it has none.
 
-        A spiking network has no objective of its own; the rate is reported so that a
-        training history traces the activity.
+        With ``data["loss"]`` (a :class:`SpikeTarget` or a callable ``loss(raster,
+        n_trials)``) the mean of the per-trial losses over ``data["trials"]`` trials (one
+        run of the noisy network: an estimate of the noise-averaged loss). Otherwise the
+        mean rate over units and trials: a spiking network has no objective of its own, and
+        the rate lets a training history trace the activity.
         """
-        duration, drive, trials = self._data(data)
+        duration, drive, trials, loss_fn = self._data(data)
         raster, _ = self.run(params, duration, drive, trials=trials, state=state, rng=rng)
-        return self._rate(raster, trials)
+        return self._score(raster, trials, loss_fn)
 
     def _rate(self, raster, trials):
         B = 1 if trials is None else trials
         return float(raster.units.size / (B * self.n_units * raster.n_steps * self.dt) * 1e3)
 
+    def _score(self, raster, trials, loss_fn):
+        if loss_fn is None:
+            return self._rate(raster, trials)
+        B = 1 if trials is None else trials
+        return float(_task_losses(loss_fn, raster, B).mean())
+
     def collect(self, params, data, requires, *, state=None, rng=None) -> ev.Evidence:
-        """Run on ``data`` and return the spikes a spike-timing rule asks for.
+        r"""Run on ``data`` and return what a spike-timing or perturbation rule asks for.
 
         Parameters
         ----------
         params : dict
         data : float, (duration, drive) or dict
-            Duration in ms, with an optional :class:`SpikeDrive` (``tasks.spontaneous``) and
-            ``trials``.
-        requires : Spikes or tuple of requests
+            Duration in ms, with an optional :class:`SpikeDrive` (``tasks.spontaneous``,
+            a fixed input pattern), ``trials`` (independent background-noise realisations
+            run as one batch) and ``loss`` (a :class:`SpikeTarget` or a callable
+            ``loss(raster, n_trials) -> (n_trials,)``, needed for ``Perturbed``).
+        requires : Spikes, Perturbed, or a tuple of them
         state : dict, optional
             Where the previous chunk ended (membranes, currents, pending spikes).
         rng : None, int, Generator or list of generators
+            A list gives one generator per trial for the background noise (``Spikes``
+            only).
 
         Returns
         -------
         Evidence
             ``results[Spikes()]`` is the raster (:class:`~recur.rules.SpikeTrains`) with
-            ``masks={"W": topology.mask}`` (sparse bool, ``[post, pre]``); ``loss`` the mean
-            rate (Hz); ``state`` the state at the end.
+            ``masks={"W": topology.mask}`` (sparse bool, ``[post, pre]``);
+            ``results[Perturbed(...)]`` the :class:`~recur.rules.Perturbations` (see
+            :meth:`perturbations`); ``loss`` the task loss of the unperturbed run (mean
+            over trials), or the mean rate (Hz) without one; ``state`` the unperturbed
+            run's state at the end.
 
         Raises
         ------
         NotImplementedError
-            For any request other than ``Spikes`` (perturbation of spiking nets is not
-            written yet).
+            For a request other than ``Spikes`` and ``Perturbed``.
+        ValueError
+            For ``Perturbed`` without a task loss in ``data``, or more than one
+            ``Perturbed`` request.
         """
         requests = ev.as_requests(requires)
+        perturbed = [r for r in requests if isinstance(r, ev.Perturbed)]
         for req in requests:
-            if not isinstance(req, ev.Spikes):
+            if not isinstance(req, (ev.Spikes, ev.Perturbed)):
                 raise NotImplementedError(f"SpikingNet cannot collect {type(req).__name__} "
-                                          "evidence yet (it provides Spikes)")
-        duration, drive, trials = self._data(data)
+                                          "evidence (it provides Spikes and Perturbed)")
+        if len(perturbed) > 1:
+            raise ValueError("SpikingNet collects one Perturbed request at a time, got "
+                             f"{len(perturbed)}")
+        masks = {"W": self.topology.mask}
+        if perturbed:
+            result, raster, loss, st = self._perturbations(params, data, perturbed[0],
+                                                           state=state, rng=rng)
+            results = {req: result if isinstance(req, ev.Perturbed) else raster
+                       for req in requests}
+            return ev.Evidence(loss=loss, results=results, state=st)
+        duration, drive, trials, loss_fn = self._data(data)
         raster, st = self.run(params, duration, drive, trials=trials, state=state, rng=rng)
         raster = ev.SpikeTrains(units=raster.units, steps=raster.steps, n_units=raster.n_units,
                                 n_steps=raster.n_steps, dt=raster.dt, trials=raster.trials,
-                                masks={"W": self.topology.mask})
-        return ev.Evidence(loss=self._rate(raster, trials),
+                                masks=masks)
+        return ev.Evidence(loss=self._score(raster, trials, loss_fn),
                            results={req: raster for req in requests}, state=st)
+
+    # -- perturbation -------------------------------------------------------------------
+    def _run_copies(self, params, T, drive, B, n_copies, gens, *, state=None, weights=None,
+                    extra_current=None):
+        """``n_copies`` copies of a ``B``-trial run as one batch of ``n_copies * B`` trials.
+
+        Trial ``r * B + b`` is copy ``r`` of trial ``b``: it starts from trial ``b`` of
+        ``state``, gets the drive of trial ``b`` and draws its background noise from a clone
+        of ``gens[b]`` (common random numbers: every copy of trial ``b`` sees the same
+        noise). ``weights`` (n_copies * B, nnz): per-trial values of ``W``;
+        ``extra_current`` (T, n_copies * B, N): per-trial input current (mV) added to the
+        drive's.
+        """
+        self.check_params(params)
+        total = n_copies * B
+        if state is None:
+            st = self.initial_state(total)
+        else:
+            st = _tile_state(self._check_state(state, B), n_copies)
+        st["trials"] = total
+        forced, kicks, current = self._drives(_tile_drive(drive, B, n_copies), total, T)
+        if extra_current is not None:
+            current = extra_current if current is None else extra_current + np.asarray(
+                current)[:, None, :]
+        # Clones: the caller's generators stay where they are, so another call with them
+        # replays the same noise.
+        run_gens = [_clone(g) for g in gens] if self.model == "lif" else None
+        units, steps, trial_of = self._simulate(params["W"], st, T, forced, kicks, current,
+                                                run_gens, weights=weights, copies=n_copies)
+        raster = ev.SpikeTrains(units=units, steps=steps, n_units=self.n_units, n_steps=T,
+                                dt=float(self.dt), trials=trial_of)
+        return raster, st
+
+    def _background(self, rng, B):
+        """Per-trial background generators and the perturbations' generator."""
+        rng = np.random.default_rng(rng)
+        g_noise, g_pert = rng.spawn(2)
+        return list(g_noise.spawn(B)), g_pert
+
+    def presynaptic_traces(self, raster, n_trials=None) -> np.ndarray:
+        r"""What one unit of weight from each unit adds to its targets' input, per step.
+
+        For a presynaptic unit ``j`` with spike counts :math:`S_j(t)` (per step), the
+        synaptic current a weight of 1 would carry, on the grid of the exact integration
+        (``synapse="exp"``: :math:`\hat I(t) = a \hat I(t-1) + S_j(t)`, ``a =
+        exp(-dt/tau_syn)``; ``"alpha"``: :math:`\hat x(t) = a \hat x(t-1) + S_j(t)`,
+        :math:`\hat I(t) = a \hat I(t-1) + c_{Ix} \hat x(t-1)`), enters the membrane update
+        of step ``t`` as :math:`c_{vI} \hat I(t-1) + c_{vx} \hat x(t-1)`; divided by the
+        propagator :math:`1 - e^{-dt/\tau_m}` of an input current held for one step, it is
+        the current (mV) that has the same effect:
+
+        .. math::
+
+            h_j(t) = \frac{c_{vI} \hat I_j(t-1) + c_{vx} \hat x_j(t-1)}
+                          {1 - e^{-dt/\tau_m}}
+
+        (about the synaptic-current kernel :math:`e^{-t/\tau_s}` of ``j``'s spikes, shifted
+        by one step). A spike of ``j`` reaches ``i`` after the delay :math:`d_{ij}` steps,
+        so changing :math:`W_{ij}` by :math:`\delta` changes the membrane of ``i`` exactly as
+        the input current :math:`\delta\, h_j(t - d_{ij})` would: this is the presynaptic
+        trace of node perturbation's eligibility. Spikes before the run are not included.
+
+        Parameters
+        ----------
+        raster : SpikeTrains
+        n_trials : int, optional
+            Trials of the run (default: one for an unbatched raster, else the highest
+            trial with a spike plus one).
+
+        Returns
+        -------
+        ndarray, shape (n_steps, n_trials, n_units)
+            :math:`h_j(t)` in mV per unit weight (zero-delay convention).
+        """
+        if self.model != "lif":
+            raise ValueError("presynaptic traces are defined for LIF units (model='lif')")
+        trials = np.zeros(raster.units.size, np.intp) if raster.trials is None else \
+            np.asarray(raster.trials, np.intp)
+        B = n_trials if n_trials is not None else (
+            1 if raster.trials is None else int(trials.max(initial=-1)) + 1)
+        T, N = raster.n_steps, self.n_units
+        S = np.zeros((T, B, N))
+        np.add.at(S, (raster.steps, trials, raster.units), 1.0)
+        p = self._prop
+        a = p["a"]
+        if self.synapse == "exp":
+            drive_in = p["vI"] * lfilter([1.0], [1.0, -a], S, axis=0)
+        else:
+            x = lfilter([1.0], [1.0, -a], S, axis=0)
+            current = lfilter([0.0, p["Ix"]], [1.0, -a], x, axis=0)
+            drive_in = p["vI"] * current + p["vx"] * x
+        h = np.zeros_like(drive_in)
+        h[1:] = drive_in[:-1] / p["drive"]
+        return h
+
+    def perturbations(self, params, data, request, *, state=None, rng=None):
+        r"""Losses of randomly perturbed copies and each perturbation's eligibility.
+
+        All copies run as ONE batch of ``(1 + R) B`` trials: the clean run, then
+        ``R = K`` (or ``2K`` when antithetic: each perturbation with both signs) perturbed
+        copies, each of the ``B = data["trials"]`` trials of the data.
+
+        **Common random numbers.** Copy ``r`` of trial ``b`` draws its background noise
+        from a clone of trial ``b``'s generator, so every copy of a trial sees the same
+        noise, step for step. The loss difference :math:`L_k - L_0` is then due to the
+        perturbation alone; with independent noise it would also carry the difference of
+        two noise realisations of the loss, whose variance does not shrink with ``sigma``
+        and, divided by :math:`\sigma^2`, swamps the estimate.
+
+        - ``where="nodes"`` (Fiete & Seung 2006): Gaussian white noise
+          :math:`\xi_{k,i}(t) \sim N(0, \sigma^2)` (mV) is added to the input current of
+          every unit that has incoming connections (the only units whose noise any weight is
+          credited with) at every step of copy ``k``; it moves the membrane by
+          :math:`(1 - e^{-dt/\tau_m})\,\xi`, so the free membrane fluctuates by about
+          :math:`\sigma \sqrt{dt / 2\tau_m}`. Eligibility of ``W[i, j]``:
+          :math:`e_k[W_{ij}] = \sum_b \sum_t \xi_{k,b,i}(t)\, h_{b,j}(t - d_{ij})`, with
+          :math:`h` the clean run's :meth:`presynaptic_traces` (its synaptic-current
+          kernel). Changing :math:`W_{ij}` by :math:`\delta` acts on unit ``i`` exactly
+          like the current :math:`\delta\, h_j(t - d_{ij})`, so for white noise
+          :math:`\mathbb E[(L_k - L_0)\, e_k] = \sigma^2 \nabla_W \bar L + O(\sigma^4)`
+          where :math:`\bar L` is the loss averaged over the background noise (the spike
+          times are not differentiable in one realisation; their noise average is).
+          LIF units only.
+        - ``where="weights"``: Gaussian :math:`\epsilon_k` (std ``sigma``, mV) on every
+          value of ``W`` (on the graph only); eligibility :math:`\epsilon_k`. Each copy has
+          its own weights (one row of values per trial in the step loop).
+
+        Parameters
+        ----------
+        params : dict
+        data : dict
+            ``duration``, ``loss`` (required), ``drive``, ``trials``.
+        request : Perturbed
+            ``params`` may only name ``"W"``.
+        state : dict, optional
+            State of the ``B`` trials to start every copy from.
+        rng : None, int or Generator
+            Split into the background noise (one child per trial) and the perturbations.
+
+        Returns
+        -------
+        result : Perturbations
+            ``eligibility["W"]`` (K, nnz) in W's storage order, ``losses`` (K,),
+            ``losses_minus`` (K,) when antithetic, ``loss_clean`` when ``request.clean``.
+        raster : SpikeTrains
+            The clean run's spikes (trials ``0 .. B-1``).
+        loss : float
+            The clean run's loss (mean over trials).
+        state : dict
+            The clean run's state at the end.
+        """
+        return self._perturbations(params, data, request, state=state, rng=rng)
+
+    def _perturbations(self, params, data, request, *, state=None, rng=None):
+        if not isinstance(request, ev.Perturbed):
+            raise TypeError(f"request must be Perturbed, got {type(request).__name__}")
+        request.selected(("W",))
+        duration, drive, trials, loss_fn = self._data(data)
+        if loss_fn is None:
+            raise MissingLossError("perturbation learning needs a task loss: give data as a "
+                                   "dict with 'loss' (a SpikeTarget or a callable "
+                                   "loss(raster, n_trials))")
+        if request.where == "nodes" and self.model != "lif":
+            raise ValueError("node perturbation injects current into membranes: it needs "
+                             "model='lif' (use where='weights' for binary units)")
+        if isinstance(rng, (list, tuple)):
+            raise TypeError("rng must be None, an int or a Generator for perturbed runs")
+        B = 1 if trials is None else trials
+        T = self.n_steps_for(duration)
+        K, sigma = request.n_samples, float(request.sigma)
+        R = 2 * K if request.antithetic else K
+        copies = 1 + R
+        gens, g_pert = self._background(rng, B)
+        W = params["W"]
+        weights = extra = None
+        if request.where == "weights":
+            eps = g_pert.standard_normal((K, W.nnz)) * sigma
+            signed = np.concatenate([eps, -eps]) if request.antithetic else eps
+            rows = np.concatenate([np.zeros((1, W.nnz)), signed]) + W.data[None]
+            weights = np.repeat(rows, B, axis=0)
+        else:
+            receives = np.flatnonzero(np.diff(self.topology.mask.indptr) > 0)
+            xi = g_pert.standard_normal((T, K, B, receives.size)) * sigma
+            extra = np.zeros((T, copies * B, self.n_units))
+            view = extra.reshape(T, copies, B, self.n_units)
+            view[:, 1:K + 1, :, receives] = xi
+            if request.antithetic:
+                view[:, K + 1:, :, receives] = -xi
+        raster, st = self._run_copies(params, T, drive, B, copies, gens, state=state,
+                                      weights=weights, extra_current=extra)
+        per_trial = _task_losses(loss_fn, raster, copies * B)
+        losses = per_trial.reshape(copies, B).mean(axis=1)
+        clean = _sub_raster(raster, 0, B, masks={"W": self.topology.mask})
+        if request.where == "weights":
+            eligibility = eps
+        else:
+            eligibility = self._node_eligibility(clean, B, xi, receives)
+        result = ev.Perturbations(
+            sigma=request.sigma, eligibility={"W": eligibility}, losses=losses[1:K + 1],
+            losses_minus=losses[K + 1:] if request.antithetic else None,
+            loss_clean=float(losses[0]) if request.clean else None)
+        if trials is None:
+            clean = ev.SpikeTrains(units=clean.units, steps=clean.steps,
+                                   n_units=clean.n_units, n_steps=clean.n_steps,
+                                   dt=clean.dt, trials=None, masks=clean.masks)
+        return result, clean, float(losses[0]), _slice_state(st, B, trials)
+
+    def _node_eligibility(self, clean, B, xi, receives):
+        r""":math:`e_k[W_{ij}] = \sum_{b,t} \xi_{k,b,i}(t)\, h_{b,j}(t - d_{ij})`, (K, nnz).
+
+        Per delay group one product of the noise, (K n_p, T B), with the shifted traces,
+        (T B, N): O(K n_p N T B) operations, then the group's edges are read out (dense in
+        the perturbed units: meant for the small networks perturbation learning trains).
+        """
+        T, K = xi.shape[0], xi.shape[1]
+        h = self.presynaptic_traces(clean, B)
+        n_p = receives.size
+        slot = np.full(self.n_units, -1, np.intp)
+        slot[receives] = np.arange(n_p)
+        noise = xi.transpose(1, 3, 0, 2).reshape(K * n_p, T * B)
+        out = np.zeros((K, self.topology.mask.nnz))
+        for d, _, rows, ids in self._groups:
+            if d >= T:
+                continue
+            shifted = np.zeros_like(h)
+            shifted[d:] = h[:T - d]
+            # einsum, not BLAS: these products are small, and a threaded BLAS's wake-up
+            # cost 1-40 ms per call on a busy 2-core machine (measured), einsum 0.4 ms.
+            M = np.einsum("kt,tj->kj", noise, shifted.reshape(T * B, -1)).reshape(K, n_p, -1)
+            cols = self.topology.mask.indices[ids]
+            out[:, ids] = M[:, slot[rows], cols]
+        return out
+
+    def finite_difference_gradient(self, params, data, *, step, edges=None, rng=None,
+                                   max_trials=4096):
+        r"""Central differences of the noise-averaged task loss in each weight.
+
+        .. math::
+
+            \hat g_e = \frac{1}{2h}\,\frac{1}{B}\sum_{b=1}^{B}
+                \big(L_b(W + h\,\mathbf 1_e) - L_b(W - h\,\mathbf 1_e)\big)
+
+        with :math:`L_b` the loss of trial ``b`` and the SAME background noise for trial
+        ``b`` in every evaluation (common random numbers), so that the difference measures
+        the weight's effect, not the difference of two noise draws. All ``2 |edges| B``
+        runs are batched (at most ``max_trials`` trials per batch, one row of weights per
+        trial). A reference for perturbation estimates, and noisy itself: the loss of one
+        realisation is piecewise constant in the weights (spikes sit on the grid), so ``h``
+        must be large enough that a change moves spikes in a fair share of the ``B``
+        trials, and small enough for the curvature (error :math:`O(h^2)`); repeat with
+        another ``rng`` to measure its own noise.
+
+        Parameters
+        ----------
+        params : dict
+        data : dict
+            ``duration``, ``loss`` (required), ``drive``, ``trials`` (``B``: noise
+            realisations averaged over).
+        step : float > 0
+            ``h``, in weight units (mV).
+        edges : int array, optional
+            Positions of the weights in ``W``'s storage order (default: all).
+        rng : None, int or Generator
+        max_trials : int
+            Largest batch.
+
+        Returns
+        -------
+        ndarray, shape (len(edges),)
+            The gradient estimate (loss per mV).
+        """
+        check_positive(step, "step")
+        check_positive(max_trials, "max_trials", integer=True)
+        duration, drive, trials, loss_fn = self._data(data)
+        if loss_fn is None:
+            raise ValueError("finite differences need a task loss: give data as a dict "
+                             "with 'loss'")
+        self.check_params(params)
+        W = params["W"]
+        edges = np.arange(W.nnz) if edges is None else np.asarray(edges, np.intp)
+        if edges.ndim != 1 or (edges.size and (edges.min() < 0 or edges.max() >= W.nnz)):
+            raise ValueError(f"edges must be positions in [0, {W.nnz}) of W's values")
+        B = 1 if trials is None else trials
+        T = self.n_steps_for(duration)
+        gens, _ = self._background(rng, B)
+        per_batch = max(1, max_trials // (2 * B))
+        out = np.zeros(edges.size)
+        for lo in range(0, edges.size, per_batch):
+            chunk = edges[lo:lo + per_batch]
+            n = chunk.size
+            rows = np.repeat(W.data[None], 2 * n, axis=0)
+            rows[np.arange(n), chunk] += step
+            rows[n + np.arange(n), chunk] -= step
+            raster, _ = self._run_copies(params, T, drive, B, 2 * n, gens,
+                                         weights=np.repeat(rows, B, axis=0))
+            per = _task_losses(loss_fn, raster, 2 * n * B).reshape(2 * n, B).mean(axis=1)
+            out[lo:lo + n] = (per[:n] - per[n:]) / (2.0 * step)
+        return out
 
 
 def pool_summary(raster, pools, *, bin_width=None, n_trials=None) -> dict:
@@ -903,3 +1277,66 @@ def _pool_lists(pools, n_units):
         if m.ndim != 1 or (m.size and (m.min() < 0 or m.max() >= n_units)):
             raise ValueError(f"pools must hold unit indices in [0, {n_units})")
     return tuple(labels), members
+
+
+# -- task objectives -----------------------------------------------------------------------
+
+def _task_losses(loss_fn, raster, n_trials):
+    """Per-trial task losses, checked: shape (n_trials,), finite."""
+    out = np.asarray(loss_fn(raster, n_trials), dtype=float)
+    if out.shape != (n_trials,):
+        raise ValueError(f"the data's loss must return one loss per trial, shape "
+                         f"({n_trials},), got shape {out.shape}")
+    if not np.isfinite(out).all():
+        raise DivergenceError("the task loss is NaN or inf")
+    return out
+
+
+# -- perturbed copies ----------------------------------------------------------------------
+
+def _clone(gen):
+    """A generator that will draw exactly what ``gen`` draws next (common random numbers)."""
+    bits = type(gen.bit_generator)()
+    bits.state = gen.bit_generator.state
+    return np.random.Generator(bits)
+
+
+def _tile_drive(drive, B, n_copies):
+    """``drive`` of ``B`` trials repeated for ``n_copies`` copies (trial ``r * B + b``)."""
+    if drive is None or n_copies == 1:
+        return drive
+    drives = [drive] if isinstance(drive, SpikeDrive) else list(drive)
+    out = []
+    for d in drives:
+        if isinstance(d, SpikeDrive) and d.trials is not None:
+            shift = np.repeat(np.arange(n_copies) * B, d.n_events)
+            d = SpikeDrive(units=np.tile(d.units, n_copies), steps=np.tile(d.steps, n_copies),
+                           n_units=d.n_units, dt=d.dt, trials=np.tile(d.trials, n_copies)
+                           + shift, weight=d.weight, current=d.current)
+        out.append(d)
+    return out
+
+
+def _tile_state(state, n_copies):
+    """A state of ``B`` trials repeated for ``n_copies`` copies along the trial axis."""
+    st = dict(state)
+    for key, axis in (("v", 0), ("syn", 1), ("refractory", 0), ("buffer", 1)):
+        st[key] = np.concatenate([state[key]] * n_copies, axis=axis)
+    return st
+
+
+def _slice_state(state, B, trials):
+    """The first ``B`` trials of a state (the clean copy)."""
+    st = dict(state)
+    st["v"], st["refractory"] = state["v"][:B].copy(), state["refractory"][:B].copy()
+    st["syn"], st["buffer"] = state["syn"][:, :B].copy(), state["buffer"][:, :B].copy()
+    st["trials"] = trials
+    return st
+
+
+def _sub_raster(raster, lo, hi, masks=None):
+    """The spikes of trials ``lo .. hi - 1`` of a batched raster, renumbered from 0."""
+    keep = (raster.trials >= lo) & (raster.trials < hi)
+    return ev.SpikeTrains(units=raster.units[keep], steps=raster.steps[keep],
+                          n_units=raster.n_units, n_steps=raster.n_steps, dt=raster.dt,
+                          trials=raster.trials[keep] - lo, masks=masks or {})

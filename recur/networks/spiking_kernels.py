@@ -14,7 +14,10 @@ same random numbers (``tests/test_spiking.py`` checks it):
   added to the ring buffer, exactly as numpy's ``bincount`` sums them before adding.
 
 The background noise is drawn by numpy outside the kernel (per trial generator, in blocks),
-so both backends consume the generators identically.
+so both backends consume the generators identically. For perturbation learning the loop
+also takes one row of weights per trial (``g_data`` (B, nnz)), an input current per trial
+(``current`` (T, B, N)), and a noise block of fewer trials than the batch, shared by the
+copies of each trial (trial ``b`` reads row ``b % B'``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def _run_steps(t_start, t_end, step0, lif, alpha, theta, reset, n_ref, theta_bin
     N = v.shape[1]
     L = buf.shape[0]
     G = g_delay.shape[0]
+    cb = current.shape[1]    # current for every trial (1) or one per trial (B)
+    nb = noise.shape[1]      # trial b reads noise row b % nb (copies sharing their noise)
+    wb = g_data.shape[0]     # weights shared by every trial (1) or one row per trial (B)
     for t in range(t_start, t_end):
         # Room for every unit of every trial to fire, or hand back to grow the output.
         if n_out + B * N > out_u.shape[0]:
@@ -47,13 +53,15 @@ def _run_steps(t_start, t_end, step0, lif, alpha, theta, reset, n_ref, theta_bin
         for e in range(k_bounds[t], k_bounds[t + 1]):
             buf[slot, k_b[e], k_u[e]] += k_w[e]
         for b in range(B):
+            bn = b % nb
+            bc = b if cb > 1 else 0
             for i in range(N):
                 arr = buf[slot, b, i]
                 if lif:
                     vv = v[b, i] * pb
                     vv = vv + I[b, i] * pvI
                     if has_noise:
-                        vv = vv + noise[t - noise_t0, b, i]
+                        vv = vv + noise[t - noise_t0, bn, i]
                     elif mu_term != 0.0:
                         vv = vv + mu_term
                     if alpha:
@@ -67,7 +75,7 @@ def _run_steps(t_start, t_end, step0, lif, alpha, theta, reset, n_ref, theta_bin
                         ia = I[b, i] * pa
                         I[b, i] = ia + arr
                     if has_current:
-                        vv = vv + pdrive * current[t, i]
+                        vv = vv + pdrive * current[t, bc, i]
                     if n_ref > 0 and ref[b, i] > 0:
                         vv = reset
                         ref[b, i] -= 1
@@ -97,8 +105,9 @@ def _run_steps(t_start, t_end, step0, lif, alpha, theta, reset, n_ref, theta_bin
             for s in range(n0, n_out):
                 j = out_u[s]
                 b = out_b[s]
+                bw = b if wb > 1 else 0
                 for q in range(g_indptr[g, j], g_indptr[g, j + 1]):
-                    scratch[b, g_indices[q]] += g_data[q]
+                    scratch[b, g_indices[q]] += g_data[bw, q]
                     touched = True
             if touched:
                 for b in range(B):
@@ -122,12 +131,14 @@ def run_steps(t_start, t_end, step0, model, arrays, events, groups, out):
         propagators ``b, vI, vx, a, Ix, drive``, ``mu_term``.
     arrays : dict
         ``v, I, x, ref, buf, fire, scratch`` (updated in place), ``noise`` (block of
-        scaled noise plus mu, starting at step ``noise_t0``, or None) and ``current``
-        ((T, N) or None).
+        scaled noise plus mu, starting at step ``noise_t0``, or None; (m, B', N) with
+        ``B`` a multiple of ``B'``: trial ``b`` reads row ``b % B'``) and ``current``
+        ((T, N) for every trial, (T, B, N) one per trial, or None).
     events : tuple
         ``(f_b, f_u, f_bounds, k_b, k_u, k_w, k_bounds)``.
     groups : tuple
-        ``(g_delay, g_indptr, g_indices, g_data)`` of the delay groups.
+        ``(g_delay, g_indptr, g_indices, g_data)`` of the delay groups; ``g_data`` is
+        (1, nnz) (weights shared by every trial) or (B, nnz) (each trial's own weights).
     out : dict
         ``units, steps, trials`` (growable int arrays) and ``n`` (filled so far).
     """
@@ -135,7 +146,11 @@ def run_steps(t_start, t_end, step0, model, arrays, events, groups, out):
     has_noise = arrays["noise"] is not None
     noise = arrays["noise"] if has_noise else np.zeros((1, 1, 1))
     has_current = arrays["current"] is not None
-    current = np.ascontiguousarray(arrays["current"]) if has_current else np.zeros((1, 1))
+    if has_current:
+        current = np.asarray(arrays["current"], float)
+        current = np.ascontiguousarray(current[:, None, :] if current.ndim == 2 else current)
+    else:
+        current = np.zeros((1, 1, 1))
     t = t_start
     while t < t_end:
         n, t = _run_steps(

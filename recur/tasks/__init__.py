@@ -4,7 +4,7 @@ from .objectives import ClosedLoop, TeacherForced, as_objective, windows
 from .normalisation import rescale, squash, standardize, unsquash
 from .patterns import bars_and_stripes, corrupt, random_patterns
 from .series import lorenz, mackey_glass, narma, sine_sum
-from .spiking import SpikeDrive, poisson_drive, pulse_packet, spontaneous
+from .spiking import SpikeDrive, SpikeTarget, poisson_drive, pulse_packet, spontaneous
 from .targets import next_step
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "poisson_drive",
     "spontaneous",
     "SpikeDrive",
+    "SpikeTarget",
 ]
