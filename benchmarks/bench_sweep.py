@@ -37,7 +37,7 @@ from recur import sweep  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_sweep.md"
 
-FULL = {"empty_cells": 500, "spin_cells": 24, "spin_iterations": 3_000_000,
+FULL = {"empty_cells": 500, "spin_cells": 40, "spin_iterations": 4_000_000,
         "scale_cells": 10_000}
 QUICK = {"empty_cells": 40, "spin_cells": 4, "spin_iterations": 200_000, "scale_cells": 200}
 
