@@ -177,25 +177,28 @@ def blocked_sweeps(W, b, s, blocks, temperatures, n_record, rng):
 # probabilities match the numpy twin to rounding (samples agree unless a uniform falls
 # within rounding of a probability).
 @_JIT.register(fastmath=True)
-def _rbm_phases_nb(W_hv, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh, wake,
-                   sleep, end):
-    """Compiled twin of :func:`_rbm_phases_numpy` (same draws, same samples)."""
+def _rbm_phases_nb(W_hv, W_vh, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh,
+                   wake, sleep, end):
+    """Compiled twin of :func:`_rbm_phases_numpy` (same draws, same samples). ``W_vh`` is
+    ``W_hv.T`` made contiguous, so that every inner loop runs along a row."""
     P, V = data.shape
     C = start_v.shape[0]
     H = b_h.shape[0]
     k = u_h.shape[0]
     err = 0.0
+    ph = np.empty(H)
     for c in range(P):
         for j in range(H):
             a = b_h[j]
             for i in range(V):
                 a += W_hv[j, i] * data[c, i]
-            wake[c, oh + j] = 1.0 / (1.0 + np.exp(-a * beta))
+            ph[j] = 1.0 / (1.0 + np.exp(-a * beta))
+            wake[c, oh + j] = ph[j]
         for i in range(V):
             wake[c, ov + i] = data[c, i]
             a = b_v[i]
             for j in range(H):
-                a += W_hv[j, i] * wake[c, oh + j]
+                a += W_vh[i, j] * ph[j]
             d = data[c, i] - 1.0 / (1.0 + np.exp(-a * beta))
             err += d * d
     v = np.empty(V)
@@ -216,7 +219,7 @@ def _rbm_phases_nb(W_hv, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov,
             for i in range(V):
                 a = b_v[i]
                 for j in range(H):
-                    a += W_hv[j, i] * h[j]
+                    a += W_vh[i, j] * h[j]
                 v[i] = 1.0 if u_v[t, c, i] < 1.0 / (1.0 + np.exp(-a * beta)) else 0.0
         for i in range(V):
             sleep[c, ov + i] = v[i]
@@ -236,8 +239,8 @@ def _logistic(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _rbm_phases_numpy(W_hv, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh, wake,
-                      sleep, end):
+def _rbm_phases_numpy(W_hv, W_vh, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh,
+                      wake, sleep, end):
     V, H = b_v.shape[0], b_h.shape[0]
     vs, hs = slice(ov, ov + V), slice(oh, oh + H)
     p_h = _logistic((data @ W_hv.T + b_h) * beta)
@@ -303,17 +306,18 @@ def rbm_phases(W_hv, b_v, b_h, data, start_v, k, temperature, rng, offsets, *,
     H, V = W_hv.shape
     C, P = start_v.shape[0], data.shape[0]
     N = V + H
-    u_h, u_v = np.empty((k, C, H)), np.empty((k, C, V))
-    for t in range(k):
-        u_h[t] = rng.random((C, H))
-        u_v[t] = rng.random((C, V))
+    # One draw for all steps; per step a (C, H) then a (C, V) block, as drawn one by one.
+    u = rng.random((k, C * (H + V)))
+    u_h = u[:, :C * H].reshape(k, C, H)
+    u_v = u[:, C * H:].reshape(k, C, V)
     wake, sleep, end = np.empty((P, N)), np.empty((C, N)), np.empty((C, N))
     ov, oh = offsets
     fn = _rbm_phases_numpy
     if kernels.use_numba(backend, _JIT):
         fn = _rbm_phases_nb
-    recon = fn(np.ascontiguousarray(W_hv), b_v, b_h, data, start_v, from_data, u_h, u_v,
-               1.0 / temperature, ov, oh, wake, sleep, end)
+    W_hv = np.ascontiguousarray(W_hv)
+    recon = fn(W_hv, np.ascontiguousarray(W_hv.T), b_v, b_h, data, start_v, from_data, u_h,
+               u_v, 1.0 / temperature, ov, oh, wake, sleep, end)
     return wake, sleep, end, float(recon)
 
 
