@@ -344,3 +344,41 @@ def test_a_credit_cell_equals_its_rule_in_a_full_comparison(tmp_path):
     assert got["status"] == "ok", got["error"]
     assert got["metrics"]["test_nrmse"] == rows["bptt"]["test_nrmse"]
     assert got["metrics"]["cosine"] == rows["bptt"]["cosine"]
+
+
+ENERGY = """
+[sweep]
+name = "energy"
+network = "energy"
+seeds = 1
+entropy = 5
+[topologies]
+sw = { catalogue = "small_world", params = { n = 12 } }
+[tasks.energy_spectrum]
+window = 4
+train_samples = 40
+test_samples = 40
+epochs = 4
+alignment_repeats = 1
+[rules.generec]
+[rules.bptt]
+"""
+
+
+def test_an_energy_cell_equals_its_rule_in_a_full_comparison(tmp_path):
+    """The NGRAD spectrum on an EnergyNet: one rule per cell reproduces that rule's row of a
+    comparison of several rules with the same seed."""
+    from recur import compare
+
+    spec = parse_spec(ENERGY, folder=tmp_path)
+    cell = {c.rule: c for c in spec.cells()}["bptt"]
+    seed = np.random.SeedSequence(cell.entropy, spawn_key=cell.spawn_key)
+    cfg = compare.EnergySpectrumConfig(
+        topology="small_world", n_hidden=12, window=4, train_samples=40, test_samples=40,
+        epochs=4, alignment_repeats=1, seeds=(seed,), **spec.network_params)
+    rows = {r["rule"]: r for r in compare.energy_spectrum(
+        cfg, rules=("equilibrium_propagation", "bptt"), progress=False)}
+    got = execute(cell.payload)
+    assert got["status"] == "ok", got["error"]
+    assert got["metrics"]["test_nrmse"] == rows["bptt"]["test_nrmse"]
+    assert got["metrics"]["settled"] == 1.0 and got["metrics"]["cosine"] > 0.999

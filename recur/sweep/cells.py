@@ -346,6 +346,42 @@ def _credit_spectrum(ctx: CellContext) -> dict:
             "rule_seconds": float(row["wall_time"])}
 
 
+_ENERGY_RATE = {"equilibrium_propagation": "ep_rate", "symmetric_ep": "ep_rate",
+                "contrastive_hebbian": "chl_rate", "generec": "generec_rate",
+                "node_perturbation": "np_rate", "bptt": "bptt_rate"}
+
+
+def _energy_spectrum(ctx: CellContext) -> dict:
+    """One rule of :func:`recur.compare.energy_spectrum` on one seed.
+
+    As for the ESN spectrum, every rule has its own stream fixed by its place in
+    ``compare.ENERGY_RULES``, so one rule per cell reproduces that rule's row of a full
+    comparison with the same seed. A rule whose phases do not settle gives NaN metrics (the
+    comparison records it as a row, not an error).
+    """
+    from .. import compare
+
+    p, rp = ctx.task, ctx.rule_params
+    recipe = ctx.topology_spec["recipe"]
+    n_hidden = ctx.topology_spec["overrides"].get("n", recipe["params"]["n"])
+    kwargs = dict(task=p["signal"], topology=recipe["name"], n_hidden=n_hidden,
+                  window=p["window"], train_samples=p["train_samples"],
+                  test_samples=p["test_samples"], epochs=p["epochs"],
+                  target_nrmse=p["target_nrmse"], beta=p["beta"],
+                  alignment_repeats=p["alignment_repeats"], seeds=(ctx.seed_sequence(),),
+                  **ctx.network)
+    kwargs[_ENERGY_RATE[ctx.rule]] = rp["learning_rate"]
+    if ctx.rule == "node_perturbation":
+        kwargs.update(perturbation_sigma=rp["sigma"], n_samples=rp["n_samples"])
+    (row,) = compare.energy_spectrum(compare.EnergySpectrumConfig(**kwargs), rules=(ctx.rule,),
+                                     progress=False)
+    updates = row["updates_to_target"]
+    return {"train_nrmse": float(row["train_nrmse"]), "test_nrmse": float(row["test_nrmse"]),
+            "updates_to_target": float("nan") if updates is None else float(updates),
+            "reached": float(updates is not None), "cosine": float(row["cosine"]),
+            "settled": float("error" not in row), "rule_seconds": float(row["wall_time"])}
+
+
 # -- diagnostic cells ----------------------------------------------------------------------------
 def _empty(ctx: CellContext) -> dict:
     """Nothing but one draw from the data stream: the runner's per-cell overhead."""
@@ -391,6 +427,12 @@ NETWORKS: Mapping[str, NetworkKind] = _frozen({
     "esn": NetworkKind("esn", _ESN_PARAMS, "recur.ESN: leaky-tanh reservoir, one input"),
     "hopfield": NetworkKind("hopfield", _frozen({}),
                             "recur.Hopfield: +-1 units, symmetric W on an undirected graph"),
+    "energy": NetworkKind("energy", _frozen({
+        "activation": Param(str, "hard_sigmoid", choices=("hard_sigmoid", "tanh"),
+                            doc="unit nonlinearity"),
+        "init_scale": Param(float, 0.3, 0.0, doc="scale of the initial couplings"),
+        "tol": Param(float, 1e-6, 0.0, 1e-2, low_open=True, doc="settling tolerance"),
+    }), "recur.EnergyNet: continuous units settling to a fixed point, symmetric W"),
     "none": NetworkKind("none", _frozen({}), "no network: diagnostic cells"),
 })
 
@@ -402,6 +444,8 @@ _PERTURBATION = _frozen({
     "sigma": Param(float, 1e-3, 0.0, low_open=True, doc="perturbation size"),
     "n_samples": Param(int, 32, 1, 4096, doc="perturbations per update"),
 })
+
+_ADAM_RATE = Param(float, 3e-2, 0.0, low_open=True, doc="Adam step size")
 
 TASKS: Mapping[str, TaskKind] = _frozen({
     "memory_capacity": TaskKind(
@@ -458,6 +502,31 @@ TASKS: Mapping[str, TaskKind] = _frozen({
         }),
         network_params=("leak", "spectral_radius"), catalogue_only=("n",),
         doc="recur.compare.credit_spectrum, one rule and one seed per cell"),
+    "energy_spectrum": TaskKind(
+        "energy_spectrum", "energy", _frozen({
+            "signal": Param(str, "sine_sum", choices=("sine_sum", "mackey_glass"),
+                            doc="the series whose next value the network predicts"),
+            "window": Param(int, 5, 1, 1000, doc="input units: the last values seen"),
+            "train_samples": Param(default=100, doc="training windows", **_STEPS),
+            "test_samples": Param(default=100, doc="held-out windows", **_STEPS),
+            "epochs": Param(int, 300, 1, 100_000, doc="updates per rule"),
+            "target_nrmse": Param(float, 0.3, 0.0, low_open=True,
+                                  doc="training NRMSE counted as reached"),
+            "beta": Param(float, 0.1, 0.0, low_open=True, doc="nudging strength of EP"),
+            "alignment_repeats": Param(int, 3, 1, 1000, doc="estimates behind the cosine"),
+        }), ("train_nrmse", "test_nrmse", "updates_to_target", "reached", "cosine", "settled",
+             "rule_seconds"), _energy_spectrum,
+        rules=_frozen({
+            "equilibrium_propagation": _frozen({"learning_rate": _ADAM_RATE}),
+            "symmetric_ep": _frozen({"learning_rate": _ADAM_RATE}),
+            "contrastive_hebbian": _frozen({"learning_rate": _ADAM_RATE}),
+            "generec": _frozen({"learning_rate": _ADAM_RATE}),
+            "node_perturbation": _PERTURBATION,
+            "bptt": _frozen({"learning_rate": _ADAM_RATE}),
+        }),
+        catalogue_only=("n",),
+        doc="recur.compare.energy_spectrum (EnergyNet, NGRAD rules), one rule and one seed "
+            "per cell; the topology wires the hidden units"),
     "empty": TaskKind("empty", "none", _frozen({}), ("draw",), _empty,
                       doc="does nothing: the runner's overhead"),
     "sleep": TaskKind("sleep", "none", _frozen({
