@@ -382,3 +382,29 @@ def test_an_energy_cell_equals_its_rule_in_a_full_comparison(tmp_path):
     assert got["status"] == "ok", got["error"]
     assert got["metrics"]["test_nrmse"] == rows["bptt"]["test_nrmse"]
     assert got["metrics"]["settled"] == 1.0 and got["metrics"]["cosine"] > 0.999
+
+
+SYNFIRE = """
+[sweep]
+name = "synfire"
+network = "spiking"
+seeds = 2
+entropy = 9
+[topologies]
+chain = { catalogue = "synfire_chain", params = { n_pools = 4, pool_size = 100 } }
+[tasks.synfire_propagation]
+trials = 12
+[grid]
+"task.a" = [20, 85]
+"""
+
+
+def test_synfire_cells_separate_strong_from_weak_packets(tmp_path):
+    spec = parse_spec(SYNFIRE, folder=tmp_path)
+    by_a = {}
+    for cell in spec.cells():
+        got = execute(cell.payload)
+        assert got["status"] == "ok", got["error"]
+        by_a.setdefault(cell.payload["task"]["params"]["a"], []).append(
+            got["metrics"]["propagation"])
+    assert min(by_a[85]) >= 0.9 and max(by_a[20]) <= 0.1

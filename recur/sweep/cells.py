@@ -382,6 +382,43 @@ def _energy_spectrum(ctx: CellContext) -> dict:
             "settled": float("error" not in row), "rule_seconds": float(row["wall_time"])}
 
 
+# -- synfire chains ---------------------------------------------------------------------------
+def _synfire_propagation(ctx: CellContext) -> dict:
+    r"""Pulse packets down a chain: ``trials`` packets of ``a`` spikes with spread ``sigma``
+    (ms) imposed on the first pool of a topology with pools (e.g. the ``synfire_chain``
+    recipe), each on a network whose membranes already sit in the background noise; the
+    fraction that reaches the last pool (half of it firing in the packet), and the spike
+    count and spread there (Diesmann, Gewaltig & Aertsen 1999)."""
+    from .. import metrics, tasks
+    from ..networks import SpikingNet
+
+    p = ctx.task
+    topo = ctx.topology()
+    if len(topo.pools) < 2:
+        raise ValueError("synfire_propagation needs a topology with at least two pools (node "
+                         "attribute 'pool'), e.g. the synfire_chain recipe")
+    net = SpikingNet(topo, **ctx.network)
+    params = net.init(ctx.rngs["network"])
+    g_packet, g_state = ctx.rngs["data"].spawn(2)
+    pools = list(topo.pools.values())
+    t0 = p["t0"]
+    drive = tasks.pulse_packet(min(p["a"], pools[0].size), p["sigma"], pools[0], t0=t0,
+                               n_units=net.n_units, dt=net.dt, trials=p["trials"],
+                               rng=g_packet)
+    state = net.initial_state(p["trials"], rng=g_state, stationary=True)
+    duration = t0 + p["ms_per_pool"] * len(pools)
+    raster, _ = net.run(params, duration, drive, trials=p["trials"], state=state,
+                        rng=ctx.rngs["extra"])
+    m = metrics.packet_measures(raster, pools, t0=t0, n_trials=p["trials"])
+    reached = metrics.propagation_success(m)
+    last_sigma = np.asarray(m["sigma"])[:, -1]
+    return {"propagation": float(np.mean(reached)),
+            "final_a": float(np.mean(np.asarray(m["a"])[:, -1])),
+            "final_sigma": float(np.nanmedian(last_sigma)) if np.isfinite(last_sigma).any()
+            else float("nan"),
+            "spikes": float(raster.units.size) / p["trials"]}
+
+
 # -- diagnostic cells ----------------------------------------------------------------------------
 def _empty(ctx: CellContext) -> dict:
     """Nothing but one draw from the data stream: the runner's per-cell overhead."""
@@ -433,6 +470,12 @@ NETWORKS: Mapping[str, NetworkKind] = _frozen({
         "init_scale": Param(float, 0.3, 0.0, doc="scale of the initial couplings"),
         "tol": Param(float, 1e-6, 0.0, 1e-2, low_open=True, doc="settling tolerance"),
     }), "recur.EnergyNet: continuous units settling to a fixed point, symmetric W"),
+    "spiking": NetworkKind("spiking", _frozen({
+        "weight": Param(float, 4.86, 0.0, doc="synaptic current jump, mV"),
+        "noise_mean": Param(float, 7.43, doc="mean background drive of the membrane, mV"),
+        "noise_std": Param(float, 3.13, 0.0, doc="background fluctuation of the membrane, mV"),
+        "delay": Param(float, 1.0, 0.0, low_open=True, doc="synaptic delay, ms"),
+    }), "recur.SpikingNet: LIF units (Diesmann et al. parameters), delays, background noise"),
     "none": NetworkKind("none", _frozen({}), "no network: diagnostic cells"),
 })
 
@@ -527,6 +570,15 @@ TASKS: Mapping[str, TaskKind] = _frozen({
         catalogue_only=("n",),
         doc="recur.compare.energy_spectrum (EnergyNet, NGRAD rules), one rule and one seed "
             "per cell; the topology wires the hidden units"),
+    "synfire_propagation": TaskKind(
+        "synfire_propagation", "spiking", _frozen({
+            "a": Param(int, 85, 1, 100_000, doc="spikes in the packet (at most a pool)"),
+            "sigma": Param(float, 1.0, 0.0, 50.0, doc="temporal spread of the packet, ms"),
+            "trials": Param(int, 20, 1, 10_000, doc="packets, simulated as one batch"),
+            "t0": Param(float, 15.0, 0.0, 1000.0, doc="packet centre, ms"),
+            "ms_per_pool": Param(float, 6.0, 1.0, 100.0, doc="simulated time per pool"),
+        }), ("propagation", "final_a", "final_sigma", "spikes"), _synfire_propagation,
+        doc="pulse packets down a chain of pools: how often they reach the last pool"),
     "empty": TaskKind("empty", "none", _frozen({}), ("draw",), _empty,
                       doc="does nothing: the runner's overhead"),
     "sleep": TaskKind("sleep", "none", _frozen({
