@@ -408,3 +408,36 @@ def test_synfire_cells_separate_strong_from_weak_packets(tmp_path):
         by_a.setdefault(cell.payload["task"]["params"]["a"], []).append(
             got["metrics"]["propagation"])
     assert min(by_a[85]) >= 0.9 and max(by_a[20]) <= 0.1
+
+
+BAS = """
+[sweep]
+name = "bas"
+network = "boltzmann"
+seeds = 2
+entropy = 4
+[topologies]
+rbm = { catalogue = "bipartite", params = { n_visible = 9, n_hidden = 8 } }
+[tasks.bars_and_stripes]
+rows = 3
+epochs = 1000
+[rules.cd]
+k = 1
+learning_rate = 0.5
+"""
+
+
+def test_bars_and_stripes_cells_learn_towards_the_optimum(tmp_path):
+    spec = parse_spec(BAS, folder=tmp_path)
+    for cell in spec.cells():
+        got = execute(cell.payload)
+        assert got["status"] == "ok", got["error"]
+        m = got["metrics"]
+        # An untrained RBM on 9 pixels is near 9 log(1/2) = -6.24 nats per pattern; the
+        # optimum is log(1/14) = -2.64 (3x3 bars and stripes has 14 patterns).
+        assert m["optimum"] == pytest.approx(-np.log(14))
+        assert -5.0 < m["log_likelihood"] <= m["optimum"] + 1e-9
+        assert m["kl"] == pytest.approx(m["optimum"] - m["log_likelihood"], abs=1e-6)
+    bad = parse_spec(BAS.replace("rows = 3", "rows = 4"), folder=tmp_path)
+    got = execute(next(iter(bad.cells())).payload)
+    assert got["status"] == "error" and "16 visible units" in got["error"]

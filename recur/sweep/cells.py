@@ -382,6 +382,33 @@ def _energy_spectrum(ctx: CellContext) -> dict:
             "settled": float("error" not in row), "rule_seconds": float(row["wall_time"])}
 
 
+# -- Boltzmann machines ---------------------------------------------------------------------------
+def _bars_and_stripes(ctx: CellContext) -> dict:
+    r"""A Boltzmann machine learns the bars-and-stripes patterns of a ``rows`` x ``rows`` grid
+    (its visible units, from the topology's ``visible`` role, e.g. the ``bipartite`` recipe
+    with ``n_visible = rows**2``) by contrastive divergence, full batch; the exact
+    log-likelihood per pattern (nats) at the end, its optimum :math:`-\log P`, and the KL
+    divergence from the data."""
+    from .. import metrics, tasks
+    from .. import rules as R
+    from ..loop import train
+    from ..networks import Boltzmann
+
+    p, rp = ctx.task, ctx.rule_params
+    net = Boltzmann(ctx.topology(), **ctx.network)
+    if net.n_visible != p["rows"] ** 2:
+        raise ValueError(f"bars_and_stripes with rows = {p['rows']} needs {p['rows'] ** 2} "
+                         f"visible units; the topology has {net.n_visible}")
+    data = tasks.bars_and_stripes(p["rows"])
+    rule = R.chain(R.boltzmann("cd", k=rp["k"], persistent=rp["persistent"]),
+                   R.scale(rp["learning_rate"]))
+    params, _ = train(net, net.init(ctx.rngs["network"]), rule, data, epochs=p["epochs"],
+                      rng=ctx.rngs["extra"], progress=False)
+    return {"log_likelihood": float(metrics.log_likelihood(net, params, data)),
+            "optimum": float(-np.log(len(data))),
+            "kl": float(metrics.kl_divergence(net, params, data))}
+
+
 # -- synfire chains ---------------------------------------------------------------------------
 def _synfire_propagation(ctx: CellContext) -> dict:
     r"""Pulse packets down a chain: ``trials`` packets of ``a`` spikes with spread ``sigma``
@@ -476,6 +503,10 @@ NETWORKS: Mapping[str, NetworkKind] = _frozen({
         "noise_std": Param(float, 3.13, 0.0, doc="background fluctuation of the membrane, mV"),
         "delay": Param(float, 1.0, 0.0, low_open=True, doc="synaptic delay, ms"),
     }), "recur.SpikingNet: LIF units (Diesmann et al. parameters), delays, background noise"),
+    "boltzmann": NetworkKind("boltzmann", _frozen({
+        "temperature": Param(float, 1.0, 0.0, low_open=True, doc="temperature T"),
+        "init_scale": Param(float, 0.01, 0.0, doc="initial weights N(0, init_scale^2)"),
+    }), "recur.Boltzmann: stochastic 0/1 units, visible and hidden roles from the topology"),
     "none": NetworkKind("none", _frozen({}), "no network: diagnostic cells"),
 })
 
@@ -570,6 +601,17 @@ TASKS: Mapping[str, TaskKind] = _frozen({
         catalogue_only=("n",),
         doc="recur.compare.energy_spectrum (EnergyNet, NGRAD rules), one rule and one seed "
             "per cell; the topology wires the hidden units"),
+    "bars_and_stripes": TaskKind(
+        "bars_and_stripes", "boltzmann", _frozen({
+            "rows": Param(int, 3, 2, 4, doc="grid side: the data are its bars and stripes"),
+            "epochs": Param(int, 2000, 1, 1_000_000, doc="full-batch updates"),
+        }), ("log_likelihood", "optimum", "kl"), _bars_and_stripes,
+        rules=_frozen({"cd": _frozen({
+            "k": Param(int, 1, 1, 1000, doc="Gibbs steps per update (CD-k)"),
+            "persistent": Param(bool, False, doc="persistent chains (PCD)"),
+            "learning_rate": Param(float, 0.1, 0.0, low_open=True, doc="step size"),
+        })}),
+        doc="exact log-likelihood of bars and stripes after CD-k or PCD learning"),
     "synfire_propagation": TaskKind(
         "synfire_propagation", "spiking", _frozen({
             "a": Param(int, 85, 1, 100_000, doc="spikes in the packet (at most a pool)"),
