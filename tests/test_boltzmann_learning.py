@@ -220,3 +220,26 @@ def test_train_threads_persistent_chains_across_epochs():
     rc.train(net, net.init(0), rule, data, epochs=3, rng=0, progress=False)
     # epoch 2 starts from the chains epoch 1 ended with
     assert net.seen[2] is net.seen[1]
+
+
+def test_sequential_cd_on_an_rbm_starts_from_binary_states(monkeypatch):
+    # With the sequential sampler on an RBM, the CD chain must start from 0/1 states: the
+    # wake phase's hidden columns hold probabilities p(h | v), which a Gibbs sweep must not
+    # read as states.
+    from recur.networks import boltzmann_sampling as bs
+
+    starts = []
+    real = bs.sequential_sweeps
+
+    def recording(W, b, s, *args, **kwargs):
+        starts.append(np.array(s))
+        return real(W, b, s, *args, **kwargs)
+
+    monkeypatch.setattr(bs, "sequential_sweeps", recording)
+    net = rc.Boltzmann(rc.Topology(rc.graphs.bipartite_graph(5, 4, seed=0)),
+                       sampler="sequential", init_scale=0.8)
+    data = (np.random.default_rng(0).random((50, 5)) < 0.5).astype(float)
+    req = R.WakeSleep(mode="cd", k=1)
+    for seed in range(3):
+        net.collect(net.init(seed), data, req, rng=seed)
+    assert starts and all(np.all((s == 0.0) | (s == 1.0)) for s in starts)

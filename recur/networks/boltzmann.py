@@ -668,7 +668,13 @@ class Boltzmann:
             # Contrastive divergence: k sweeps from the wake states (the data).
             if self.uses_blocked_sampler:
                 return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains, None
-            rec, _ = self._sweeps(W, b, wake_state, free, np.full(req.k, T), 1, rng)
+            start = wake_state
+            if self._bipartite and hid.size:
+                # The wake state of an RBM holds p(h | v) in its hidden columns; a sequential
+                # chain needs 0/1 states to start from, so draw them.
+                start = wake_state.copy()
+                start[:, hid] = rng.random((v.shape[0], hid.size)) < wake_state[:, hid]
+            rec, _ = self._sweeps(W, b, start, free, np.full(req.k, T), 1, rng)
             return wake, self._rows(W, b, rec[0]), chains, None
         if req.persistent:
             if chains is None:
