@@ -33,7 +33,7 @@ from .loop import train
 from .networks import ESN, EnergyNet
 from .readouts import Ridge
 from .topology import Topology
-from .validation import ConvergenceError
+from .validation import ConvergenceError, check_positive
 
 __all__ = ["SpectrumConfig", "credit_spectrum", "EnergySpectrumConfig", "energy_spectrum",
            "window_data", "format_table", "plot_curves", "summarise", "RULES", "ENERGY_RULES"]
@@ -180,6 +180,7 @@ def credit_spectrum(config=None, rules=RULES, *, progress=True):
     parameters), ``curve`` (training NRMSE per epoch).
     """
     cfg = config or SpectrumConfig()
+    rules = (rules,) if isinstance(rules, str) else tuple(rules)
     unknown = set(rules) - set(RULES)
     if unknown:
         raise ValueError(f"unknown rules {sorted(unknown)}; choose from {RULES}")
@@ -237,6 +238,7 @@ class EnergySpectrumConfig:
 def window_data(series, window):
     """``(x, y)`` pairs for next-value prediction: ``x[t] = series[t : t + window]`` and
     ``y[t] = series[t + window]``; shapes (T - window, window) and (T - window, 1)."""
+    check_positive(window, "window", integer=True)
     series = np.asarray(series, dtype=np.float64).reshape(-1)
     if series.size <= window:
         raise ValueError(f"series of length {series.size} is too short for window {window}")
@@ -308,6 +310,8 @@ def _energy_one_seed(cfg, seed, rule_names):
             started = time.perf_counter()
             params, hist = train(net, params0, R.chain(est, R.adam(rate)), train_data,
                                  epochs=cfg.epochs, rng=stream_train, progress=False)
+            wall = time.perf_counter() - started
+            test_loss = net.loss(params, test_data)
         except ConvergenceError as exc:
             # A phase with no fixed point is a result of the rule, not a crash of the
             # comparison: the row says so and carries no numbers.
@@ -317,15 +321,13 @@ def _energy_one_seed(cfg, seed, rule_names):
                          "cosine": cosine, "curve": np.array([float("nan")]),
                          "error": str(exc)})
             continue
-        wall = time.perf_counter() - started
         curve = list(hist.loss) + [hist.final_loss]
         rows.append({
             "rule": name,
             "seed": seed,
             "train_loss": curve[-1],
             "train_nrmse": float(np.sqrt(curve[-1] / variance)),
-            "test_nrmse": float(np.sqrt(net.loss(params, test_data)
-                                        / np.var(test_data[1]))),
+            "test_nrmse": float(np.sqrt(test_loss / np.var(test_data[1]))),
             "updates_to_target": hist.updates_to(target_loss),
             "wall_time": wall,
             "cosine": cosine,
@@ -338,6 +340,7 @@ def energy_spectrum(config=None, rules=ENERGY_RULES, *, progress=True):
     """Run every rule on every seed on an :class:`~recur.EnergyNet`; one row per (rule, seed),
     with the keys of :func:`credit_spectrum` (``curve``: training NRMSE per update)."""
     cfg = config or EnergySpectrumConfig()
+    rules = (rules,) if isinstance(rules, str) else tuple(rules)
     unknown = set(rules) - set(ENERGY_RULES)
     if unknown:
         raise ValueError(f"unknown rules {sorted(unknown)}; choose from {ENERGY_RULES}")

@@ -436,6 +436,9 @@ def synfire_separatrix(pool_size, p, theta, *, tol=1e-10):
     float
         NaN when the map has no unstable fixed point (no bistability).
     """
+    check_positive(pool_size, "pool_size", integer=True)
+    check_positive(tol, "tol")
+
     def f(x):
         return synfire_map(x, pool_size, p, theta) - x
 
@@ -445,7 +448,10 @@ def synfire_separatrix(pool_size, p, theta, *, tol=1e-10):
     if cross.size == 0:
         return float("nan")
     lo, hi = grid[cross[0]], grid[cross[0] + 1]
-    while hi - lo > tol:
+    # At most 200 halvings: below the float spacing of a the interval stops shrinking.
+    for _ in range(200):
+        if hi - lo <= tol:
+            break
         mid = 0.5 * (lo + hi)
         if f(mid) < 0:
             lo = mid

@@ -89,6 +89,13 @@ def test_window_data_pairs_each_window_with_the_next_value():
     assert x.shape == (4, 3)
     with pytest.raises(ValueError, match="too short"):
         compare.window_data(np.arange(3.0), 3)
+    with pytest.raises(ValueError, match="window"):
+        compare.window_data(np.arange(7.0), 0)
+
+
+def test_a_rule_given_as_a_string_is_one_rule():
+    with pytest.raises(ValueError, match=r"unknown rules \['sgd'\]"):
+        compare.energy_spectrum(compare.EnergySpectrumConfig.quick(), rules="sgd")
 
 
 def test_a_phase_that_does_not_settle_is_a_row_not_a_crash():

@@ -289,13 +289,18 @@ def test_node_perturbation_lowers_the_loss_and_stdp_does_not(quick):
 def test_example_reports_alignment_and_keeps_the_weights_on_the_graph(quick):
     for r in quick["results"]:
         a = r["alignment"]
-        assert -1 <= a["fd_self_cosine"] <= 1
         for name in ("node_perturbation", "weight_perturbation", "stdp"):
             c = a["rules"][name]["cosine"]
-            assert c.shape == (quick["config"]["n_alignment"],) and np.all(np.abs(c) <= 1)
+            assert c.shape == (quick["config"]["n_alignment"],)
             W0, W1 = r["params"]["W"], r["training"]["rules"][name]["params"]["W"]
             assert np.array_equal(W0.indices, W1.indices)
             assert np.array_equal(W0.indptr, W1.indptr)
+    # Node perturbation points along the reference gradient on average over the seeds (a
+    # scalar reward carries the sign of the gradient), STDP does not beat it.
+    node = np.concatenate([r["alignment"]["rules"]["node_perturbation"]["cosine"]
+                           for r in quick["results"]])
+    stdp = np.concatenate([r["alignment"]["rules"]["stdp"]["cosine"] for r in quick["results"]])
+    assert np.median(node) > 0 and np.median(node) > np.median(stdp)
     if quick["figures"]:
         assert all(f.exists() for f in quick["figures"])
 

@@ -309,3 +309,23 @@ def test_on_a_spiking_net_raster():
               - a_minus * np.exp(-7 / tau_minus))
     assert u["W"].nnz == 1
     assert u["W"].data[0] == pytest.approx(expect, rel=1e-12)
+
+
+def test_a_trial_silent_in_the_first_chunk_still_chunks_like_one_run():
+    # Trial 2 fires only in the second chunk: the first chunk's raster shows 2 trials, the
+    # second 3; the carried traces grow with zeros for the trial that had not fired yet.
+    n, dt = 4, 1.0
+    W = sp.csr_array(np.ones((n, n)) - np.eye(n))
+    rule = R.stdp(0.5, 0.4, 5.0, 7.0)
+    units = np.array([0, 1, 2, 3, 0, 1, 2])
+    steps = np.array([1, 2, 3, 12, 13, 14, 15])
+    trials = np.array([0, 1, 0, 1, 2, 2, 0])
+    whole, _ = _update(rule, W, _evidence(units, steps, n, 20, dt, trials))
+    state = rule.init({"W": W})
+    total = np.zeros(W.nnz)
+    for t0, t1 in ((0, 10), (10, 20)):
+        sel = (steps >= t0) & (steps < t1)
+        u, state = _update(rule, W, _evidence(units[sel], steps[sel] - t0, n, t1 - t0, dt,
+                                              trials[sel]), state)
+        total += u["W"].data
+    np.testing.assert_allclose(total, whole["W"].data, rtol=1e-12, atol=1e-14)

@@ -30,6 +30,10 @@ def test_map_separatrix_and_fixed_points():
     assert metrics.synfire_map(19.0, **BIN) == 0.0
     # a map with too high a threshold has no separatrix
     assert np.isnan(metrics.synfire_separatrix(100, 0.1, 20))
+    # A tolerance below the float spacing still ends (the bisection is capped); none is refused.
+    assert metrics.synfire_separatrix(100, 0.5, 20, tol=1e-300) == pytest.approx(36.97, abs=0.01)
+    with pytest.raises(ValueError, match="tol"):
+        metrics.synfire_separatrix(100, 0.5, 20, tol=0)
 
 
 def test_binary_one_step_matches_the_mean_field_map(example):

@@ -238,14 +238,17 @@ class Boltzmann:
     # -- structure ------------------------------------------------------------------------
     @property
     def n_units(self) -> int:
+        """Number of units N."""
         return self.topology.n_units
 
     @property
     def n_visible(self) -> int:
+        """Number of visible units."""
         return int(self._vis.size)
 
     @property
     def n_hidden(self) -> int:
+        """Number of hidden units."""
         return int(self._hid.size)
 
     @property
@@ -270,6 +273,7 @@ class Boltzmann:
 
     @property
     def uses_blocked_sampler(self) -> bool:
+        """True when Gibbs sampling updates a whole layer at once (an RBM with ``sampler`` "auto" or "blocked")."""
         return self._bipartite and self.sampler != "sequential"
 
     # -- parameters -----------------------------------------------------------------------

@@ -238,14 +238,17 @@ class EnergyNet:
     # -- structure ------------------------------------------------------------------------
     @property
     def n_units(self) -> int:
+        """Number of units N."""
         return self.topology.n_units
 
     @property
     def n_in(self) -> int:
+        """Number of input units (the columns of ``x``)."""
         return int(self._inp.size)
 
     @property
     def n_out(self) -> int:
+        """Number of output units (the columns of ``y``)."""
         return int(self._out.size)
 
     @property
@@ -265,6 +268,7 @@ class EnergyNet:
 
     @property
     def hidden_units(self) -> np.ndarray:
+        """Indices of the hidden units (sorted)."""
         return self._hid.copy()
 
     @property

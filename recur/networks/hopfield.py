@@ -18,8 +18,6 @@ __all__ = ["Hopfield"]
 
 _MODES = ("async", "sync")
 
-# Relative tolerance of the symmetry check: symmetric up to rounding of a sum of outer products.
-
 
 @dataclass(frozen=True, eq=False)
 class Hopfield:
@@ -108,6 +106,7 @@ class Hopfield:
     # -- structure ------------------------------------------------------------------------
     @property
     def n_units(self) -> int:
+        """Number of units N."""
         return self.topology.n_units
 
     @property

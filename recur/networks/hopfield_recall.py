@@ -36,7 +36,7 @@ flips) with the compiled kernel, against 4.4 ms for :func:`reference_async_sweep
 the numpy twin, which pays for a Python-level step per visit position, takes 1.2-1.7 ms.
 
 For a symmetric ``W`` with a non-negative diagonal, every asynchronous flip strictly lowers
-the energy :math:`E(s) = -\tfrac12 s^\top W s - b^\top s` (:math:`\Delta E = -2(s_i' h_i -
+the energy :math:`E(s) = -\tfrac12 s^\top W s - b^\top s` (:math:`\Delta E = -2(s_i' h_i +
 W_{ii}) < 0` for a flip to :math:`s_i'` with :math:`s_i' h_i > 0`), so asynchronous recall
 always reaches a fixed point. Synchronous recall can end in a 2-cycle instead.
 """

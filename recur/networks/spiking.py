@@ -756,6 +756,12 @@ class SpikingNet:
                  "theta_bin": float(self.theta - 1e-12),
                  "mu_term": float(self.noise_mean * p["drive"]) if lif else 0.0,
                  **{k: float(p.get(k, 0.0)) for k in ("b", "vI", "vx", "a", "Ix", "drive")}}
+        if current is not None:
+            # Made contiguous once here, not per block of steps: a constant current arrives
+            # as a stride-0 broadcast, and copying it per block costs O(T^2 N / block).
+            current = np.asarray(current, dtype=np.float64)
+            current = np.ascontiguousarray(current[:, None, :] if current.ndim == 2
+                                           else current)
         syn = np.ascontiguousarray(st["syn"])
         arrays = {"v": np.ascontiguousarray(st["v"] - self.v_rest), "I": syn[0].copy(),
                   "x": syn[1].copy(), "ref": np.ascontiguousarray(st["refractory"], np.intp),

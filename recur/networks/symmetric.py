@@ -53,6 +53,9 @@ def check_symmetric_params(params, allowed, kind) -> None:
         arr = params[key]
         if sp.issparse(arr):
             raise TypeError(f"params[{key!r}] must be a dense array")
+        if not np.issubdtype(np.asarray(arr).dtype, np.number):
+            raise TypeError(f"params[{key!r}] must be an array of numbers, got dtype "
+                            f"{np.asarray(arr).dtype}")
         if tuple(np.shape(arr)) != shape:
             raise ValueError(f"params[{key!r}] must have shape {shape}, got "
                              f"{tuple(np.shape(arr))}")

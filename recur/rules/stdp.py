@@ -426,12 +426,11 @@ def stdp(a_plus, a_minus, tau_plus, tau_minus, *, w_max=None, params=("W",), bac
                                  "between chunks; traces carried across chunks need one dt")
             pre, post = carried["pre"], carried["post"]
             n_trials = max(seen, pre.shape[0])
-            if pre.shape[0] != n_trials:
-                if np.any(pre) or np.any(post):
-                    raise ValueError(f"{label}: the carried traces hold {pre.shape[0]} trial(s) "
-                                     f"but the spikes come from {n_trials}")
-                pre = np.zeros((n_trials, n_units))
-                post = np.zeros((n_trials, n_units))
+            if pre.shape[0] < n_trials:
+                # Trials beyond the carried ones have not spiked yet (a raster only shows
+                # trials up to the last one that spiked): their traces are zero.
+                pad = np.zeros((n_trials - pre.shape[0], n_units))
+                pre, post = np.vstack([pre, pad]), np.vstack([post, pad])
             structure = _Structure(p, spikes.masks.get(n), n)
             ltp, ltd, z_pre, z_post = _pair_sums(spikes, structure, n_trials, pre, post, dt,
                                                  tau_plus, tau_minus, backend)

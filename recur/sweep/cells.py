@@ -428,8 +428,11 @@ def _synfire_propagation(ctx: CellContext) -> dict:
     params = net.init(ctx.rngs["network"])
     g_packet, g_state = ctx.rngs["data"].spawn(2)
     pools = list(topo.pools.values())
+    if p["a"] > pools[0].size:
+        raise ValueError(f"a = {p['a']} spikes cannot come from the first pool's "
+                         f"{pools[0].size} units")
     t0 = p["t0"]
-    drive = tasks.pulse_packet(min(p["a"], pools[0].size), p["sigma"], pools[0], t0=t0,
+    drive = tasks.pulse_packet(p["a"], p["sigma"], pools[0], t0=t0,
                                n_units=net.n_units, dt=net.dt, trials=p["trials"],
                                rng=g_packet)
     state = net.initial_state(p["trials"], rng=g_state, stationary=True)
@@ -501,7 +504,7 @@ NETWORKS: Mapping[str, NetworkKind] = _frozen({
         "weight": Param(float, 4.86, 0.0, doc="synaptic current jump, mV"),
         "noise_mean": Param(float, 7.43, doc="mean background drive of the membrane, mV"),
         "noise_std": Param(float, 3.13, 0.0, doc="background fluctuation of the membrane, mV"),
-        "delay": Param(float, 1.0, 0.0, low_open=True, doc="synaptic delay, ms"),
+        "delay": Param(float, 1.0, 0.1, doc="synaptic delay, ms (at least the 0.1 ms step)"),
     }), "recur.SpikingNet: LIF units (Diesmann et al. parameters), delays, background noise"),
     "boltzmann": NetworkKind("boltzmann", _frozen({
         "temperature": Param(float, 1.0, 0.0, low_open=True, doc="temperature T"),

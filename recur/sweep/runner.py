@@ -264,17 +264,21 @@ def _run_local(todo, commit, workers: int, in_flight: int):
     try:
         while True:
             broken = False
-            try:
-                for cell in todo:
+            lost = []
+            for cell in todo:
+                try:
                     pending[pool.submit(execute, cell.payload)] = cell
-                    if len(pending) >= in_flight:
-                        break
-            except BrokenProcessPool:
-                broken = True
+                except BrokenProcessPool:
+                    # The cell was taken from todo but never ran: it is recorded with the
+                    # others that were in flight when the pool broke.
+                    broken = True
+                    lost.append(cell)
+                    break
+                if len(pending) >= in_flight:
+                    break
             if not pending and not broken:
                 return
             finished = wait(pending, return_when=FIRST_COMPLETED)[0] if pending else set()
-            lost = []
             for future in finished:
                 cell = pending.pop(future)
                 try:
