@@ -75,6 +75,8 @@ def psp_peak(weight, tau_m=10.0, tau_syn=0.325, synapse="exp"):
     and numerically (on a fine grid) for the alpha current. With Diesmann et al.'s
     :math:`\tau_m = 10`, :math:`\tau_s = 0.325` ms, ``w = 4.86`` mV gives 0.141 mV.
     """
+    check_positive(tau_m, "tau_m")
+    check_positive(tau_syn, "tau_syn")
     if synapse == "exp":
         if math.isclose(tau_m, tau_syn):
             return float(weight) * math.exp(-1.0)

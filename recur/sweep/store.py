@@ -136,10 +136,16 @@ class ResultStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=30.0)
-            self._create()
-        if not readonly:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        try:
+            if not exists:
+                self._create()
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        except BaseException:
+            # Never leave a half-opened connection behind (a locked or full disk).
+            self._conn.close()
+            raise
 
     # -- opening -------------------------------------------------------------------------
     def _open_existing(self):
