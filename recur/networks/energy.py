@@ -644,10 +644,17 @@ class EnergyNet:
         free = s[..., self._free]
         E = (_g(free, self.activation).sum(-1) - 0.5 * np.einsum("...i,ij,...j->...", s, W, s)
              - free @ b[self._free])
+        if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or \
+                not np.isfinite(beta):
+            raise TypeError(f"beta must be a finite real number, got {beta!r}")
         if beta != 0.0:
             if y is None:
                 raise ValueError("y is required for beta != 0")
-            E = E + beta * self._cost(s, np.asarray(y, dtype=np.float64))
+            y = as_float_array(y, "y", dtype=np.float64)
+            if y.shape[-1] != self.n_out or y.ndim > s.ndim:
+                raise ValueError(f"y must have {self.n_out} outputs in its last axis and no "
+                                 f"more leading axes than states {s.shape}, got {y.shape}")
+            E = E + beta * self._cost(s, y)
         return E
 
     def _cost(self, s, y):
@@ -682,6 +689,10 @@ class EnergyNet:
         if u.shape != state.shape[:-1] + (self.n_in,):
             raise ValueError(f"u must have shape {state.shape[:-1] + (self.n_in,)}, got "
                              f"{u.shape}")
+        return self._iterate(W, b, state, u)
+
+    def _iterate(self, W, b, state, u):
+        """:meth:`step` on validated arrays."""
         s = state.copy()
         s[..., self._inp] = u
         f = self._free
@@ -699,9 +710,13 @@ class EnergyNet:
         s = self._start(x2, None if state is None else
                         (np.asarray(state)[None, :] if np.ndim(state) == 1 else state))
         s = s[0] if single else s
-        out = []
-        for _ in range(steps):
-            s = self.step(params, s, inputs)
+        # One validation for the whole run (the first step), then the bare iteration.
+        s = self.step(params, s, inputs)
+        W, b = self._arrays(params)
+        u = np.asarray(inputs, dtype=np.float64)
+        out = [s]
+        for _ in range(steps - 1):
+            s = self._iterate(W, b, s, u)
             out.append(s)
         return np.stack(out), s
 

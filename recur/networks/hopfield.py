@@ -282,13 +282,13 @@ class Hopfield:
             WT = np.ascontiguousarray(W.T)
             tol = hr.tie_tolerance(W, b)
             base = np.arange(self.n_units)
+            H = np.ascontiguousarray(S @ WT + b)  # kept current in place by every sweep
         for t in range(steps):
             if mode == "sync":
                 S, _ = hr.sync_sweeps(W, b, S, 1, stop=False)
             else:
                 orders = rng.permuted(np.broadcast_to(base, S.shape), axis=1)
-                hr.async_sweep(W, b, S, S @ WT + b, orders, backend=self.backend, WT=WT,
-                               tol=tol)
+                hr.async_sweep(W, b, S, H, orders, backend=self.backend, WT=WT, tol=tol)
             out[:, t] = S
         return (out[0], S[0]) if single else (out, S)
 

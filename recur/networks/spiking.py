@@ -301,6 +301,7 @@ class SpikingNet:
     # -- structure ----------------------------------------------------------------------
     @property
     def n_units(self) -> int:
+        """Number of units N."""
         return self.topology.n_units
 
     @property
@@ -315,10 +316,12 @@ class SpikingNet:
 
     @property
     def max_delay_steps(self) -> int:
+        """Longest synaptic delay, in steps (at least 1): the depth of the pending-input buffer."""
         return int(self._delay_steps.max()) if self._delay_steps.size else 1
 
     @property
     def refractory_steps(self) -> int:
+        """Absolute refractory period, in steps."""
         return int(round(self.t_ref / self.dt))
 
     def _edge_values(self, spec, name):

@@ -73,6 +73,7 @@ class Param:
 
     @property
     def required(self) -> bool:
+        """True when a spec must set this parameter (it has no default)."""
         return self.default is _REQUIRED
 
     def check(self, value):
@@ -182,22 +183,27 @@ class CellContext:
 
     @property
     def network(self) -> dict:
+        """The network kind's parameters of this cell."""
         return self.payload["network"]["params"]
 
     @property
     def task(self) -> dict:
+        """The task's parameters of this cell."""
         return self.payload["task"]["params"]
 
     @property
     def rule(self) -> str | None:
+        """Name of the rule this cell trains with (None for a task without rules)."""
         return self.payload["rule"]["name"]
 
     @property
     def rule_params(self) -> dict:
+        """The rule's parameters of this cell."""
         return self.payload["rule"]["params"]
 
     @property
     def topology_spec(self) -> dict:
+        """The cell's topology: its recipe and the overrides of its parameters."""
         return self.payload["topology"]
 
     def graph(self):
@@ -206,9 +212,11 @@ class CellContext:
 
         topo = self.topology_spec
         # The recipe was validated with the catalogue's own checks when the spec was loaded.
-        return catalogue.build_recipe_graph(topo["recipe"], self.rngs["graph"], **topo["overrides"])
+        return catalogue.build_recipe_graph(topo["recipe"], self.rngs["graph"],
+                                            **topo["overrides"])
 
     def topology(self):
+        """The cell's Topology, built from its recipe with the cell's graph stream."""
         from ..topology import Topology
 
         return Topology(self.graph())

@@ -81,6 +81,7 @@ class Progress:
                                  file=self.stream, dynamic_ncols=True)
 
     def update(self, status: str):
+        """Count one finished cell (``status`` "ok" or "error") and redraw the bar."""
         self.done += 1
         self.errors += status == "error"
         if not self.enabled:
@@ -97,6 +98,7 @@ class Progress:
             self.stream.flush()
 
     def line(self) -> str:
+        """The progress line: cells done, errors, elapsed and estimated time left."""
         elapsed = time.perf_counter() - self.start
         ran = self.done - self.initial
         left = self.total - self.done
@@ -106,6 +108,7 @@ class Progress:
                 f"%), {elapsed:.0f} s, {eta}{errors}   ")
 
     def close(self):
+        """End the progress display."""
         if self._bar is not None:
             self._bar.close()
         elif self.enabled:

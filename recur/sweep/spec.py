@@ -186,11 +186,13 @@ class Spec:
 
     @property
     def n_cells(self) -> int:
+        """Number of cells: topologies x task/rule pairs x grid points x seeds."""
         points = math.prod(len(v) for v in self.grid.values())
         combos = sum(len(r) for r in self.rules.values())
         return len(self.topologies) * combos * points * self.seeds
 
     def grid_points(self) -> list[dict]:
+        """Every combination of the grid axes, as dicts of axis -> value."""
         axes = list(self.grid)
         return [dict(zip(axes, values)) for values in itertools.product(*self.grid.values())]
 

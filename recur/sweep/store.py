@@ -259,6 +259,7 @@ class ResultStore:
             "SELECT cell_id FROM results WHERE spec_hash = ?", (spec_hash,))}
 
     def count(self, spec_hash: str | None = None, status: str | None = None) -> int:
+        """Rows in the store, optionally of one spec and of one status."""
         sql, args = "SELECT COUNT(*) FROM results WHERE 1=1", []
         if spec_hash is not None:
             sql, args = sql + " AND spec_hash = ?", args + [spec_hash]
@@ -293,6 +294,7 @@ class ResultStore:
         return out
 
     def close(self):
+        """Close the connection (a context manager does it on exit)."""
         self._conn.close()
 
     def __enter__(self):

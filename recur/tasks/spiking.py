@@ -95,6 +95,7 @@ class SpikeDrive:
 
     @property
     def n_events(self) -> int:
+        """Number of events (imposed spikes or kicks)."""
         return int(self.units.size)
 
 
