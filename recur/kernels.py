@@ -6,11 +6,12 @@ This module is the one home of recur's numba code that more than one module uses
   it and they become numba dispatchers (compiled on first call, cached on disk) the first
   time :meth:`LazyJit.ensure` runs, so ``import recur`` does not import numba;
 - :func:`use_numba` / :func:`resolve_backend`, the backend choice shared by every caller;
-- the compiled primitives :func:`fast_tanh`, :func:`csr_matvec_add` and
-  :func:`csr_matmat_add`, with :func:`csr_parts` / :func:`unsigned_indices` to hand them a
-  sparse matrix. ``recur.networks.esn_gradient`` (the backward pass),
-  ``recur.networks.esn_perturbation`` (batched perturbed runs) and ``recur.masked`` (per-edge
-  sums) build their kernels on these.
+- the compiled primitives :func:`fast_exp`, :func:`fast_logistic`, :func:`fast_tanh`,
+  :func:`csr_matvec_add` and :func:`csr_matmat_add`, with :func:`csr_parts` /
+  :func:`unsigned_indices` to hand them a sparse matrix. ``recur.networks.esn_gradient``
+  (the backward pass), ``recur.networks.esn_perturbation`` (batched perturbed runs),
+  ``recur.masked`` (per-edge sums) and ``recur.networks.boltzmann_sampling`` (the fused RBM
+  step) build their kernels on these.
 
 The step loops compute, for one sequence,
 
@@ -57,7 +58,8 @@ import scipy.sparse as sp
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 __all__ = ["HAVE_NUMBA", "BACKENDS", "resolve_backend", "use_numba", "LazyJit", "JIT",
-           "fast_tanh", "csr_matvec_add", "csr_matmat_add", "csr_parts", "unsigned_indices",
+           "fast_exp", "fast_logistic", "fast_tanh", "csr_matvec_add", "csr_matmat_add",
+           "csr_parts", "unsigned_indices", "all_finite",
            "run_sequence", "run_batch", "closed_loop"]
 
 BACKENDS = ("auto", "numba", "numpy")
@@ -82,6 +84,8 @@ def use_numba(backend, jit=None):
     to import is an error when asked for by name and a warning (then numpy) under ``"auto"``.
     """
     global HAVE_NUMBA
+    if backend == "auto" and (JIT if jit is None else jit).ready:
+        return True  # the common case, asked before every kernel call: answered at once
     if resolve_backend(backend) != "numba":
         return False
     try:
@@ -220,30 +224,23 @@ JIT = LazyJit(globals(), prepare=_bit_cast_intrinsics)
 _MAGIC = 6755399441055744.0  # 1.5 * 2**52: y + _MAGIC rounds y to an integer kept in the low bits
 
 
-# fastmath only for tanh: fused multiply-adds there.
+# fastmath only for exp and tanh: fused multiply-adds there.
 @JIT.register(fastmath={"contract"})
-def fast_tanh(x):
-    """tanh(x) in float64 (float32 input is widened), branch-free so loops over it vectorise.
+def fast_exp(x):
+    """exp(x) in float64, branch-free so that loops over it vectorise.
 
-    Within 3 units in the last place of numpy's tanh; NaN propagates and ``+-inf`` give
-    ``+-1``. A scalar function, to be called from compiled loops (``kernels.fast_tanh(v)``).
-
-    ``|x| < 0.625``: Cephes' rational approximation ``x + x z P(z) / Q(z)``, ``z = x**2``.
-    Otherwise ``(e - 1) / (e + 1)`` with ``e = exp(2|x|)`` from ``2**k * p(r)``, ``p`` the
-    degree-12 Taylor polynomial of ``exp`` on ``|r| <= ln(2) / 2`` (Estrin's scheme, for a
-    short dependency chain) and ``2**k`` built in the exponent bits. ``|x|`` is capped at 20,
-    beyond which tanh rounds to 1. Both branches are computed and one is selected, with a
-    single division.
+    ``2**k * p(r)`` with ``k = round(x / ln 2)``, ``r = x - k ln 2`` (``ln 2`` split in a
+    high and a low part, Cody & Waite), ``p`` the degree-12 Taylor polynomial of ``exp`` on
+    ``|r| <= ln(2) / 2`` (Estrin's scheme, for a short dependency chain) and ``2**k`` built in
+    the exponent bits. ``x`` is clamped to ``[-708, 709]``, where ``2**k`` is a normal number:
+    below it the result is ``exp(-708) ~ 3e-308`` instead of a subnormal or 0, above it
+    ``exp(709)`` instead of inf. Within 3 units in the last place of numpy's ``exp`` inside
+    that range; NaN propagates. A scalar function for compiled loops (``kernels.fast_exp``):
+    libm's ``exp`` called from numba is a scalar call per element, several times slower.
     """
     x = np.float64(x)
-    a = np.abs(x)
-    a = 20.0 if a > 20.0 else a  # NaN fails the test and passes through
-    z = x * x
-    P = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3
-    Q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z \
-        + 4.84406305325125486048e3
-    num_small = x * Q + x * z * P
-    y = 2.0 * a
+    y = 709.0 if x > 709.0 else x  # NaN fails both tests and passes through
+    y = -708.0 if y < -708.0 else y
     t = y * 1.4426950408889634 + _MAGIC  # log2(e)
     kf = t - _MAGIC
     r = (y - kf * 6.93145751953125e-1) - kf * 1.42860682030941723212e-6  # ln 2, hi + lo
@@ -254,7 +251,41 @@ def fast_tanh(x):
     q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + (1.0 / 720.0 + r * (1.0 / 5040.0)) * r2
     q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + (1.0 / 3628800.0 + r * (1.0 / 39916800.0)) * r2
     p = (q0 + q1 * r4) + (q2 + (1.0 / 479001600.0) * r4) * r8
-    e = p * _i64_as_f64((_f64_as_i64(t) + 1023) << 52)
+    return p * _i64_as_f64((_f64_as_i64(t) + 1023) << 52)
+
+
+@JIT.register(fastmath={"contract"})
+def fast_logistic(x):
+    """The logistic function ``1 / (1 + exp(-x))`` in float64, with :func:`fast_exp`.
+
+    Within 4 units in the last place of the same formula in numpy; 0 and 1 are reached
+    only by rounding (``x = -inf`` gives ``~1e-308``). For compiled sampling loops
+    (``kernels.fast_logistic``).
+    """
+    return 1.0 / (1.0 + fast_exp(-np.float64(x)))
+
+
+@JIT.register(fastmath={"contract"})
+def fast_tanh(x):
+    """tanh(x) in float64 (float32 input is widened), branch-free so loops over it vectorise.
+
+    Within 3 units in the last place of numpy's tanh; NaN propagates and ``+-inf`` give
+    ``+-1``. A scalar function, to be called from compiled loops (``kernels.fast_tanh(v)``).
+
+    ``|x| < 0.625``: Cephes' rational approximation ``x + x z P(z) / Q(z)``, ``z = x**2``.
+    Otherwise ``(e - 1) / (e + 1)`` with ``e = exp(2|x|)`` from :func:`fast_exp`. ``|x|`` is
+    capped at 20, beyond which tanh rounds to 1. Both branches are computed and one is
+    selected, with a single division.
+    """
+    x = np.float64(x)
+    a = np.abs(x)
+    a = 20.0 if a > 20.0 else a  # NaN fails the test and passes through
+    z = x * x
+    P = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3
+    Q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z \
+        + 4.84406305325125486048e3
+    num_small = x * Q + x * z * P
+    e = fast_exp(2.0 * a)
     num_large = e - 1.0
     if x < 0.0:
         num_large = -num_large
@@ -262,6 +293,28 @@ def fast_tanh(x):
     num = num_small if small else num_large
     den = Q if small else e + 1.0
     return num / den
+
+
+@JIT.register
+def _all_finite_nb(x):
+    for v in x:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+def all_finite(a) -> bool:
+    """Whether every entry of the float array ``a`` is finite.
+
+    A compiled loop that stops at the first NaN or inf when numba is installed (on small
+    arrays ``np.isfinite(a).all()`` costs a few microseconds of per-call overhead, paid for
+    every parameter after every update in a training loop); numpy otherwise, and for other
+    dtypes or non-contiguous arrays.
+    """
+    if (type(a) is np.ndarray and a.dtype == np.float64 and a.flags.c_contiguous
+            and use_numba("auto")):
+        return bool(_all_finite_nb(a.reshape(-1)))
+    return bool(np.isfinite(a).all())
 
 
 @JIT.register

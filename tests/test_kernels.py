@@ -355,3 +355,50 @@ def test_primitives_have_one_home():
             assert not hasattr(module, name), f"{module.__name__}.{name}"
     for name in ("fast_tanh", "csr_matvec_add", "csr_matmat_add"):
         assert type(getattr(kernels, name)).__name__ == "CPUDispatcher"
+
+
+@needs_numba
+def test_fast_exp_and_logistic_stay_within_a_few_ulps():
+    import numba
+
+    kernels.JIT.ensure()
+
+    @numba.njit
+    def evaluate(x, e, s):
+        for i in range(x.shape[0]):
+            e[i] = kernels.fast_exp(x[i])
+            s[i] = kernels.fast_logistic(x[i])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-708.0, 709.0, 40001), rng.normal(0.0, 8.0, 20000),
+                        [0.0, -0.0, 1e-300, -1e-300]])
+    e, s = np.empty_like(x), np.empty_like(x)
+    evaluate(x, e, s)
+    want = np.exp(x)
+    assert np.max(np.abs(e - want) / np.spacing(want)) <= 3
+    want = 1.0 / (1.0 + np.exp(-x))
+    assert np.max(np.abs(s - want) / np.spacing(want)) <= 4
+    # Outside the range: clamped, never inf or 0; NaN propagates.
+    assert np.isnan(kernels.fast_exp(np.nan)) and np.isnan(kernels.fast_logistic(np.nan))
+    assert 0.0 < kernels.fast_exp(-1e4) < 1e-307 and np.isfinite(kernels.fast_exp(1e4))
+    assert kernels.fast_logistic(np.inf) == 1.0 and 0.0 < kernels.fast_logistic(-np.inf) < 1e-307
+
+
+@pytest.mark.parametrize("backend_ready", [True, False])
+def test_all_finite_finds_every_nan_and_inf(backend_ready, monkeypatch):
+    if not backend_ready:
+        monkeypatch.setattr(kernels, "use_numba", lambda *a, **k: False)
+    elif not kernels.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(1)
+    for shape in [(0,), (7,), (5, 9), (3, 4, 2)]:
+        a = rng.normal(size=shape)
+        assert kernels.all_finite(a)
+        assert kernels.all_finite(a.T)  # not contiguous: the numpy path
+        for bad in (np.nan, np.inf, -np.inf):
+            for where in ({0, a.size - 1} if a.size else ()):
+                b = a.copy().reshape(-1)
+                b[where] = bad
+                assert not kernels.all_finite(b.reshape(shape))
+    assert kernels.all_finite(np.ones(3, dtype=np.float32))
+    assert not kernels.all_finite(np.array([1.0, np.nan], dtype=np.float32))
