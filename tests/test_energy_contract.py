@@ -178,3 +178,50 @@ def test_symmetric_check_tolerates_rounding_only_and_names_the_problem():
     np.testing.assert_array_equal(fixed, fixed.T)
     assert np.all(fixed[~allowed] == 0.0)
     assert symmetrized(params, allowed) is params
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_quick_invariant_check_agrees_with_the_full_one(backend, monkeypatch):
+    """The one-pass check that lets valid parameters through without the full validation
+    answers True exactly when the invariant holds (both backends)."""
+    from recur import kernels
+    from recur.networks import symmetric
+
+    if backend == "numba" and not kernels.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    if backend == "numpy":
+        monkeypatch.setattr(kernels, "use_numba", lambda *a, **k: False)
+    rng = np.random.default_rng(4)
+    allowed = rng.random((6, 6)) < 0.5
+    allowed = allowed | allowed.T
+    np.fill_diagonal(allowed, False)
+    W = np.where(allowed, rng.normal(size=(6, 6)), 0.0)
+    W = np.where(allowed, W + W.T, 0.0)
+    b = rng.normal(size=6)
+    assert symmetric._holds(W, b, allowed)
+    i, j = np.argwhere(allowed)[0]
+    k, m = np.argwhere(~allowed & ~np.eye(6, dtype=bool))[0]
+    broken = []
+    for change in ("skew", "stray", "diagonal", "nan_w", "inf_b", "nan_b"):
+        V, c = W.copy(), b.copy()
+        if change == "skew":
+            V[i, j] += 1e-3
+        elif change == "stray":
+            V[k, m] = V[m, k] = 0.5
+        elif change == "diagonal":
+            V[2, 2] = 1.0
+        elif change == "nan_w":
+            V[i, j] = V[j, i] = np.nan
+        elif change == "inf_b":
+            c[3] = np.inf
+        else:
+            c[0] = np.nan
+        broken.append((change, V, c))
+    for change, V, c in broken:
+        assert not symmetric._holds(V, c, allowed), change
+        with pytest.raises((ValueError, FloatingPointError)):
+            symmetric.check_symmetric_params({"W": V, "b": c}, allowed, "a test network")
+    # Other dtypes and array-likes are not taken by the quick check; the full one decides.
+    assert not symmetric._holds(W.astype(np.float32), b, allowed)
+    assert not symmetric._holds(W.tolist(), b, allowed)
+    symmetric.check_symmetric_params({"W": W.tolist(), "b": list(b)}, allowed, "a test network")

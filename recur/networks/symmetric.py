@@ -14,13 +14,47 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import kernels
 from ..validation import DivergenceError
 
 __all__ = ["check_symmetric_params", "symmetrized"]
 
+_JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
+
 #: Largest asymmetry tolerated, relative to the largest weight (rounding in a user's own
 #: symmetrisation must not be an error; anything larger is a different network).
 SYMMETRY_RTOL = 1e-10
+
+
+@_JIT.register
+def _holds_nb(W, b, allowed):
+    """True when ``W`` is symmetric, zero where not ``allowed`` and finite, and ``b`` finite,
+    in one pass that stops at the first violation (NaN fails every comparison)."""
+    N = W.shape[0]
+    for i in range(N):
+        if not np.isfinite(b[i]):
+            return False
+        for j in range(i, N):
+            w = W[i, j]
+            if allowed[i, j]:
+                if not (w == W[j, i] and np.isfinite(w)):
+                    return False
+            elif w != 0.0 or W[j, i] != 0.0:
+                return False
+    return True
+
+
+def _holds(W, b, allowed) -> bool:
+    """The invariant, answered quickly for the common case: float64 arrays of the right shape
+    that already satisfy it (what ``constrain`` returns). False means "look closer", not
+    "violated": the caller's full check says what, if anything, is wrong."""
+    if not (type(W) is np.ndarray and type(b) is np.ndarray and W.dtype == np.float64
+            and b.dtype == np.float64 and W.shape == allowed.shape and b.shape[0] == W.shape[0]
+            and b.ndim == 1):
+        return False
+    if kernels.use_numba("auto", _JIT):
+        return _holds_nb(W, b, allowed)
+    return bool(np.isfinite(b).all() and np.array_equal(W, np.where(allowed, W.T, 0.0)))
 
 
 def check_symmetric_params(params, allowed, kind) -> None:
@@ -46,6 +80,8 @@ def check_symmetric_params(params, allowed, kind) -> None:
     """
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    if _holds(params.get("W"), params.get("b"), allowed):
+        return
     N = allowed.shape[0]
     for key, shape in (("W", (N, N)), ("b", (N,))):
         if key not in params:
@@ -81,6 +117,8 @@ def check_symmetric_params(params, allowed, kind) -> None:
 def symmetrized(params, allowed):
     r"""``params`` with :math:`W \leftarrow \tfrac12 (W + W^\top)` where ``allowed`` and 0
     elsewhere; ``params`` itself when that changes nothing."""
+    if _holds(params.get("W"), params.get("b"), allowed):
+        return params
     W = np.asarray(params["W"], dtype=np.float64)
     fixed = np.where(allowed, 0.5 * (W + W.T), 0.0)
     if np.array_equal(fixed, W):
