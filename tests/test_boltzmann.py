@@ -184,17 +184,28 @@ def test_fused_rbm_step_numba_and_numpy_agree(k, persistent):
     from recur.networks import boltzmann_sampling as bs
 
     rng = np.random.default_rng(k)
-    W_hv = rng.normal(0.0, 1.0, (5, 7))
-    b_v, b_h = rng.normal(0.0, 0.5, 7), rng.normal(0.0, 0.5, 5)
-    data = (rng.random((9, 7)) < 0.5).astype(float)
-    start = (rng.random((6, 7)) < 0.5).astype(float) if persistent else data
-    a = bs.rbm_phases(W_hv, b_v, b_h, data, start, k, 1.3, np.random.default_rng(4), (0, 7),
+    V, H = 7, 5
+    W = np.zeros((V + H, V + H))
+    W[V:, :V] = rng.normal(0.0, 1.0, (H, V))
+    W[:V, V:] = W[V:, :V].T
+    b = rng.normal(0.0, 0.5, V + H)
+    data = (rng.random((9, V)) < 0.5).astype(float)
+    start = (rng.random((6, V)) < 0.5).astype(float) if persistent else data
+    a = bs.rbm_phases(W, b, data, start, k, 1.3, np.random.default_rng(4), (0, V),
                       backend="numba")
-    b = bs.rbm_phases(W_hv, b_v, b_h, data, start, k, 1.3, np.random.default_rng(4), (0, 7),
+    c = bs.rbm_phases(W, b, data, start, k, 1.3, np.random.default_rng(4), (0, V),
                       backend="numpy")
-    for x, y in zip(a[:3], b[:3]):
+    for x, y in zip(a[:3], c[:3]):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
-    assert abs(a[3] - b[3]) < 1e-12
+    assert abs(a[3] - c[3]) < 1e-12
+    mask = W != 0
+    for rows, ma, mc in ((a[0], a[4], c[4]), (a[1], a[5], c[5])):
+        for key in ("W", "b"):
+            np.testing.assert_allclose(ma[key], mc[key], rtol=1e-12, atol=1e-14)
+        # The moments are the means of the rows the same pass returned, on the graph.
+        np.testing.assert_allclose(ma["W"], np.where(mask, rows.T @ rows / len(rows), 0.0),
+                                   atol=1e-13)
+        np.testing.assert_allclose(ma["b"], rows.mean(axis=0), atol=1e-13)
 
 
 @pytest.mark.parametrize("k,persistent", [(1, False), (2, False), (2, True)])
@@ -354,3 +365,35 @@ def test_bad_input_raises_clear_errors():
                     R.WakeSleep())
     with pytest.raises(ValueError, match="temperature"):
         net.run(p, 3, temperature=0.0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_is_binary_refuses_anything_but_zero_and_one(backend):
+    from recur.networks import boltzmann_sampling as bs
+
+    if backend == "numba" and not kernels.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    x = (np.random.default_rng(0).random((5, 6)) < 0.5).astype(float)
+    assert bs.is_binary(x, backend=backend) and bs.is_binary(x.T, backend=backend)
+    for bad in (0.5, -1.0, 2.0, np.nan, np.inf, -0.0 + 1e-300):
+        y = x.copy()
+        y[4, 5] = bad
+        assert not bs.is_binary(y, backend=backend)
+    net = _rbm(6, 3)
+    with pytest.raises(ValueError, match="0/1"):
+        net.collect(net.init(0), np.where(x == 1, 1.0, 0.5), R.WakeSleep(mode="cd"))
+
+
+def test_plain_cd_keeps_no_chains():
+    from recur.networks import boltzmann_sampling as bs
+
+    net = _rbm(6, 3)
+    p = _params(net, seed=1)
+    data = (np.random.default_rng(0).random((4, 6)) < 0.5).astype(float)
+    kept = bs.rbm_phases(p["W"], p["b"], data, data, 2, 1.0, np.random.default_rng(3), (0, 6))
+    lean = bs.rbm_phases(p["W"], p["b"], data, data, 2, 1.0, np.random.default_rng(3), (0, 6),
+                         keep_chains=False)
+    assert kept[2].shape == (4, 9) and lean[2].shape == (0, 9)
+    for a, b in zip(kept[:2], lean[:2]):
+        np.testing.assert_array_equal(a, b)
+    assert net.collect(p, data, R.WakeSleep(mode="cd"), rng=0).state is None

@@ -243,3 +243,58 @@ def test_sequential_cd_on_an_rbm_starts_from_binary_states(monkeypatch):
     for seed in range(3):
         net.collect(net.init(seed), data, req, rng=seed)
     assert starts and all(np.all((s == 0.0) | (s == 1.0)) for s in starts)
+
+
+def _without_moments(evidence):
+    """The same evidence with the traces' moments dropped (the rule recomputes them)."""
+    out = {}
+    for req, ph in evidence.results.items():
+        out[req] = Phases(free=ActivityTrace(pre=ph.free.pre, post=ph.free.post,
+                                             masks=ph.free.masks),
+                          nudged=ActivityTrace(pre=ph.nudged.pre, post=ph.nudged.post,
+                                               masks=ph.nudged.masks))
+    return Evidence(loss=evidence.loss, results=out, state=evidence.state)
+
+
+@pytest.mark.parametrize("mode,kw", [("cd", {"k": 1}), ("cd", {"k": 2, "persistent": True}),
+                                     ("chl", {}), ("mean_field", {})])
+@pytest.mark.parametrize("rbm", [True, False])
+def test_moments_from_the_network_give_the_update_of_its_samples(rbm, mode, kw):
+    """Every collection carries the phases' moments (the fused RBM step computes them in the
+    pass that draws the samples); the rule's update from them equals its update from the
+    samples themselves."""
+    if rbm:
+        net = rc.Boltzmann(rc.Topology(rc.graphs.bipartite_graph(5, 4)), init_scale=0.7,
+                           burn_in=2, sample_sweeps=2)
+        data = (np.random.default_rng(0).random((6, 5)) < 0.5).astype(float)
+    else:
+        net = _general(burn_in=2, sample_sweeps=2, init_scale=0.7)
+        data = (np.random.default_rng(0).random((6, 4)) < 0.5).astype(float)
+    params = net.init(1)
+    rule = R.boltzmann(mode, **kw)
+    evidence = net.collect(params, data, rule.requests, rng=2)
+    for phase in (evidence[rule.requests[0]].free, evidence[rule.requests[0]].nudged):
+        rows = phase.post["W"]
+        np.testing.assert_allclose(phase.moments["W"],
+                                   np.where(net.mask, rows.T @ rows / len(rows), 0.0),
+                                   atol=1e-13)
+        np.testing.assert_allclose(phase.moments["b"], rows.mean(axis=0), atol=1e-13)
+    fast, _ = rule.update(evidence, None, params)
+    slow, _ = rule.update(_without_moments(evidence), None, params)
+    for name in ("W", "b"):
+        np.testing.assert_allclose(fast[name], slow[name], atol=1e-13)
+
+
+def test_moments_of_the_wrong_shape_are_refused():
+    net = _general()
+    params = net.init(0)
+    data = np.array([[1.0, 0.0, 1.0, 0.0]])
+    rule = R.boltzmann("cd")
+    evidence = net.collect(params, data, rule.requests, rng=0)
+    phases = evidence[rule.requests[0]]
+    bad = ActivityTrace(pre=phases.free.pre, post=phases.free.post, masks=phases.free.masks,
+                        moments={"W": np.zeros((3, 3)), "b": phases.free.moments["b"]})
+    broken = Evidence(loss=0.0, results={rule.requests[0]: Phases(free=bad,
+                                                                   nudged=phases.nudged)})
+    with pytest.raises(ValueError, match="'W' moments have shapes"):
+        rule.update(broken, None, params)

@@ -113,7 +113,9 @@ class Boltzmann:
     contiguous ranges of the node order (as :func:`recur.graphs.bipartite_graph` makes them)
     runs as one fused pass, :func:`~recur.networks.boltzmann_sampling.rbm_phases`, compiled
     when numba is installed: on a small RBM the per-call overhead of a dozen array operations
-    costs more than their arithmetic.
+    costs more than their arithmetic. That pass also computes both phases' moments (the
+    means :func:`recur.rules.boltzmann` subtracts), so the rule does no matrix product of
+    its own; on other networks :meth:`collect` computes them from the samples.
 
     References
     ----------
@@ -209,7 +211,11 @@ class Boltzmann:
             "hv": (hs, vs) if contiguous else np.ix_(hid, vis),
             "vh": (vs, hs) if contiguous else np.ix_(vis, hid),
             "vv": (vs, vs) if contiguous else np.ix_(vis, vis),
-            "all": np.arange(topo.n_units), "vs": vs, "hs": hs})
+            "all": np.arange(topo.n_units), "vs": vs, "hs": hs,
+            # CD on this network can run as one fused pass (rbm_phases): an RBM sampled by
+            # blocks, clamped exactly, each role a contiguous range of units.
+            "fused": bool(bipartite) and self.sampler != "sequential" and contiguous
+            and self.clamp_noise == (0.0, 0.0)})
 
     @staticmethod
     def _as_slice(idx):
@@ -309,8 +315,10 @@ class Boltzmann:
 
     def _arrays(self, params):
         self.check_params(params)
-        return np.asarray(params["W"], dtype=np.float64), np.asarray(params["b"],
-                                                                     dtype=np.float64)
+        W, b = params["W"], params["b"]
+        if type(W) is np.ndarray and type(b) is np.ndarray and W.dtype == b.dtype == np.float64:
+            return W, b
+        return np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
 
     # -- energy and exact enumeration ------------------------------------------------------
     def energy(self, params, states) -> np.ndarray:
@@ -422,6 +430,10 @@ class Boltzmann:
 
     # -- sampling -------------------------------------------------------------------------
     def _data(self, data, name):
+        if (type(data) is np.ndarray and data.dtype == np.float64 and data.ndim == 2
+                and data.shape[0] and data.shape[1] == self.n_visible
+                and bs.is_binary(data, backend=self.backend)):
+            return data  # the common case, checked in one pass
         # The 0/1 check below also refuses NaN and inf: no separate finiteness pass.
         v = as_float_array(data, name, ndim=(1, 2), allow_nonfinite=True)
         v = v.reshape(1, -1) if v.ndim == 1 else v
@@ -602,10 +614,20 @@ class Boltzmann:
         u = rng.random(v.shape)
         return np.where(v == 1.0, u >= p_off, u < p_on).astype(np.float64)
 
-    def _trace(self, rows) -> ev.ActivityTrace:
-        ones = np.ones((rows.shape[0], 1))
+    def _trace(self, rows, moments=None) -> ev.ActivityTrace:
+        """One phase's samples ``rows`` (S, N) and their moments (computed here unless the
+        sampler already did)."""
+        if moments is None:
+            moments = {"W": np.where(self._mask, rows.T @ rows / rows.shape[0], 0.0),
+                       "b": rows.mean(axis=0)}
+        ones = self._cache.get(("ones", rows.shape[0]))
+        if ones is None:
+            # The bias's presynaptic column, the same every collection: made once, read-only.
+            ones = np.ones((rows.shape[0], 1))
+            ones.flags.writeable = False
+            self._cache[("ones", rows.shape[0])] = ones
         return ev.ActivityTrace(pre={"W": rows, "b": ones}, post={"W": rows, "b": rows},
-                                masks={"W": self._mask})
+                                masks={"W": self._mask}, moments=moments)
 
     def _hidden_probs(self, W, b, v):
         """Exact ``p(h = 1 | v)`` of an RBM, shape (P, n_hidden)."""
@@ -622,8 +644,16 @@ class Boltzmann:
         return rows
 
     def _phases(self, W, b, v, req, chains, rng):
-        """(wake rows, sleep rows, new chains, reconstruction error of the data or None) for one
-        WakeSleep request."""
+        """(wake trace, sleep trace, new chains, reconstruction error of the data or None) for
+        one WakeSleep request."""
+        wake, sleep, chains, recon, moments = self._phase_rows(W, b, v, req, chains, rng)
+        if moments is None:
+            return self._trace(wake), self._trace(sleep), chains, recon
+        return self._trace(wake, moments[0]), self._trace(sleep, moments[1]), chains, recon
+
+    def _phase_rows(self, W, b, v, req, chains, rng):
+        """(wake rows, sleep rows, new chains, reconstruction error or None, (wake, sleep)
+        moments when the sampler computed them or None)."""
         T = self.temperature
         N = self.n_units
         vis, hid = self._vis, self._hid
@@ -631,12 +661,11 @@ class Boltzmann:
             params = {"W": W, "b": b}
             wake = self.mean_field(params, self._noisy(v, rng))
             sleep = self.mean_field(params, n_chains=req.n_chains or 1)
-            return wake, sleep, chains, None
+            return wake, sleep, chains, None, None
 
         n_chains = req.n_chains or v.shape[0]
         ix = self._cache
-        if (req.mode == "cd" and self.uses_blocked_sampler and self.clamp_noise == (0.0, 0.0)
-                and isinstance(ix["vs"], slice) and isinstance(ix["hs"], slice)):
+        if req.mode == "cd" and ix["fused"]:
             # Plain or persistent CD on an RBM: one fused pass (same draws and samples as
             # the general path below).
             if not req.persistent:
@@ -646,10 +675,10 @@ class Boltzmann:
             else:
                 start = self._states(chains, n_chains, "state (the persistent chains)")[0]
                 start = np.ascontiguousarray(start[:, ix["vs"]])
-            wake, sleep, end, recon = bs.rbm_phases(
-                W[ix["hv"]], b[ix["vs"]], b[ix["hs"]], v, start, req.k,
-                T, rng, (ix["vs"].start, ix["hs"].start), backend=self.backend)
-            return wake, sleep, (end if req.persistent else chains), recon
+            wake, sleep, end, recon, m_wake, m_sleep = bs.rbm_phases(
+                W, b, v, start, req.k, T, rng, (ix["vs"].start, ix["hs"].start),
+                keep_chains=req.persistent, backend=self.backend)
+            return wake, sleep, (end if req.persistent else chains), recon, (m_wake, m_sleep)
 
         clamped = self._noisy(v, rng)
         # Wake: visible clamped; for an RBM the hidden units are exactly conditional on it.
@@ -671,7 +700,7 @@ class Boltzmann:
         if req.mode == "cd" and not req.persistent:
             # Contrastive divergence: k sweeps from the wake states (the data).
             if self.uses_blocked_sampler:
-                return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains, None
+                return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains, None, None
             start = wake_state
             if self._bipartite and hid.size:
                 # The wake state of an RBM holds p(h | v) in its hidden columns; a sequential
@@ -679,7 +708,7 @@ class Boltzmann:
                 start = wake_state.copy()
                 start[:, hid] = rng.random((v.shape[0], hid.size)) < wake_state[:, hid]
             rec, _ = self._sweeps(W, b, start, free, np.full(req.k, T), 1, rng)
-            return wake, self._rows(W, b, rec[0]), chains, None
+            return wake, self._rows(W, b, rec[0]), chains, None, None
         if req.persistent:
             if chains is None:
                 start = (rng.random((n_chains, N)) < 0.5).astype(np.float64)
@@ -690,13 +719,13 @@ class Boltzmann:
         if req.mode == "cd":
             if self.uses_blocked_sampler:
                 sleep, end = self._rbm_cd(W, b, start, req.k, rng)
-                return wake, sleep, (end if req.persistent else chains), None
+                return wake, sleep, (end if req.persistent else chains), None, None
             rec, end = self._sweeps(W, b, start, free, np.full(req.k, T), 1, rng)
         else:
             rec, end = self._sweeps(W, b, start, free, self._schedule(self.sample_sweeps),
                                     self.sample_sweeps, rng)
         sleep = self._rows(W, b, rec.reshape(-1, N))
-        return wake, sleep, (end if req.persistent else chains), None
+        return wake, sleep, (end if req.persistent else chains), None, None
 
     def _rbm_cd(self, W, b, start, k, rng):
         """``k`` blocked Gibbs steps of an RBM from ``start`` (C, N): hidden given visible,
@@ -740,9 +769,11 @@ class Boltzmann:
             ``results[request]`` is a :class:`~recur.rules.Phases` whose ``nudged`` trace holds
             the wake (clamped) statistics and ``free`` the sleep statistics: for ``"W"``
             pre = post = the states (S, N), for ``"b"`` pre = ones (S, 1), post = the states,
-            and ``masks["W"]`` the graph. For an RBM the hidden columns hold exact
-            conditional probabilities. ``loss`` is :meth:`loss` before the update; ``state``
-            the persistent chains.
+            and ``masks["W"]`` the graph; ``moments`` the means of ``s s^T`` (on the
+            graph) and of ``s`` over the samples, which the RBM fast path computes in the
+            pass that draws them. For an RBM the hidden columns hold exact conditional
+            probabilities. ``loss`` is :meth:`loss` before the update; ``state`` the
+            persistent chains.
         """
         requests = ev.as_requests(requires)
         rng = np.random.default_rng(rng)
@@ -755,12 +786,12 @@ class Boltzmann:
                 raise NotImplementedError(f"Boltzmann cannot collect {type(req).__name__} "
                                           "evidence (it provides WakeSleep)")
             wake, sleep, chains, recon = self._phases(W, b, v, req, chains, rng)
-            results[req] = ev.Phases(free=self._trace(sleep), nudged=self._trace(wake))
+            results[req] = ev.Phases(free=sleep, nudged=wake)
         if recon is not None and self._loss_kind() == "reconstruction":
             loss = recon
         else:
             # The wake phase of an exactly clamped RBM already holds p(h | data).
             exact = self._bipartite and self.clamp_noise == (0.0, 0.0) and requests and \
                 requests[-1].mode != "mean_field"
-            loss = self._loss(W, b, v, wake[:, self._hid] if exact else None)
+            loss = self._loss(W, b, v, wake.post["W"][:, self._hid] if exact else None)
         return ev.Evidence(loss=loss, results=results, state=chains)

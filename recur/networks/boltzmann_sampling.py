@@ -36,8 +36,8 @@ from scipy.special import expit
 from .. import kernels
 from ..validation import ConvergenceError
 
-__all__ = ["sigmoid", "sequential_sweeps", "blocked_sweeps", "rbm_phases", "mean_field",
-           "split_enumeration", "log_sum_exp_free"]
+__all__ = ["sigmoid", "is_binary", "sequential_sweeps", "blocked_sweeps", "rbm_phases",
+           "mean_field", "split_enumeration", "log_sum_exp_free"]
 
 _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 
@@ -49,6 +49,21 @@ _ENUM_CHUNK = 1 << 16
 def sigmoid(x):
     """Logistic function (scipy's ``expit``: no overflow warning, exact 0 and 1 at the ends)."""
     return expit(x)
+
+
+@_JIT.register
+def _is_binary_nb(x):
+    for v in x.ravel():
+        if v != 0.0 and v != 1.0:
+            return False
+    return True
+
+
+def is_binary(x, *, backend="auto") -> bool:
+    """Whether every entry of the float array ``x`` is 0 or 1 (NaN and inf are not)."""
+    if kernels.use_numba(backend, _JIT) and x.flags.c_contiguous:
+        return bool(_is_binary_nb(x))
+    return bool(np.all((x == 0.0) | (x == 1.0)))
 
 
 # -- sequential Gibbs ----------------------------------------------------------------------
@@ -173,111 +188,159 @@ def blocked_sweeps(W, b, s, blocks, temperatures, n_record, rng):
 
 # -- one RBM learning step, fused ----------------------------------------------------------
 
-# fastmath lets LLVM vectorise the dot-product reductions; it reorders the sums, so
-# probabilities match the numpy twin to rounding (samples agree unless a uniform falls
-# within rounding of a probability).
+# The compiled step is the numpy twin's sequence of matrix products (BLAS through numba's
+# np.dot, over all rows at once), with every elementwise stage (bias, logistic, comparison
+# with a uniform) fused into one loop over the product instead of a numpy call each: on a
+# small RBM those calls, not the arithmetic, are the cost. kernels.fast_logistic vectorises;
+# it matches the twin's formula to a few units in the last place, so samples agree unless a
+# uniform falls within rounding of a probability.
+@_JIT.register(fastmath=True, inline="always")
+def _logistic_rows(A, bias, beta):
+    """``A <- sigmoid((A + bias) * beta)`` in place, row by row."""
+    for c in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            A[c, j] = kernels.fast_logistic((A[c, j] + bias[j]) * beta)
+
+
+@_JIT.register(fastmath=True, inline="always")
+def _draw(P, u, t, first, out):
+    """``out[c, j] = 1 if u[t, first + c * n + j] < P[c, j] else 0`` (``n`` columns)."""
+    n = P.shape[1]
+    for c in range(P.shape[0]):
+        for j in range(n):
+            out[c, j] = 1.0 if u[t, first + c * n + j] < P[c, j] else 0.0
+
+
+@_JIT.register(fastmath=True, inline="always")
+def _write_phase(rows_v, rows_h, ov, oh, states, W_moment, b_moment):
+    """``states = [rows_v, rows_h]`` and its moments: the mean of ``v h^T`` into both
+    triangles of the visible-hidden block of ``W_moment`` (the rest stays as it is, zero),
+    the mean of every unit into ``b_moment``."""
+    n, V = rows_v.shape
+    H = rows_h.shape[1]
+    corr = np.dot(rows_v.T, rows_h)
+    for i in range(V):
+        for j in range(H):
+            W_moment[ov + i, oh + j] = corr[i, j] / n
+            W_moment[oh + j, ov + i] = corr[i, j] / n
+    for i in range(V):
+        total = 0.0
+        for c in range(n):
+            states[c, ov + i] = rows_v[c, i]
+            total += rows_v[c, i]
+        b_moment[ov + i] = total / n
+    for j in range(H):
+        total = 0.0
+        for c in range(n):
+            states[c, oh + j] = rows_h[c, j]
+            total += rows_h[c, j]
+        b_moment[oh + j] = total / n
+
+
 @_JIT.register(fastmath=True)
-def _rbm_phases_nb(W_hv, W_vh, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh,
-                   wake, sleep, end):
-    """Compiled twin of :func:`_rbm_phases_numpy` (same draws, same samples). ``W_vh`` is
-    ``W_hv.T`` made contiguous, so that every inner loop runs along a row."""
+def _rbm_phases_nb(W, b, data, start_v, from_data, u, beta, ov, oh,
+                   wake, sleep, end, W_wake, b_wake, W_sleep, b_sleep):
+    """Compiled twin of :func:`_rbm_phases_numpy` (same draws, same samples)."""
     P, V = data.shape
     C = start_v.shape[0]
-    H = b_h.shape[0]
-    k = u_h.shape[0]
+    H = W.shape[0] - V
+    W_vh = np.ascontiguousarray(W[ov:ov + V, oh:oh + H])
+    W_hv = np.ascontiguousarray(W[oh:oh + H, ov:ov + V])
+    b_v, b_h = b[ov:ov + V], b[oh:oh + H]
+    # Wake: p(h | data), and how well one pass down reconstructs the data.
+    p_h = np.dot(data, W_vh)
+    _logistic_rows(p_h, b_h, beta)
+    recon = np.dot(p_h, W_hv)
+    _logistic_rows(recon, b_v, beta)
     err = 0.0
-    ph = np.empty(H)
     for c in range(P):
-        for j in range(H):
-            a = b_h[j]
-            for i in range(V):
-                a += W_hv[j, i] * data[c, i]
-            ph[j] = 1.0 / (1.0 + np.exp(-a * beta))
-            wake[c, oh + j] = ph[j]
         for i in range(V):
-            wake[c, ov + i] = data[c, i]
-            a = b_v[i]
-            for j in range(H):
-                a += W_vh[i, j] * ph[j]
-            d = data[c, i] - 1.0 / (1.0 + np.exp(-a * beta))
+            d = data[c, i] - recon[c, i]
             err += d * d
-    v = np.empty(V)
-    h = np.empty(H)
-    for c in range(C):
+    # Sleep: k steps of blocked Gibbs sampling; step t's uniforms are a (C, H) block for
+    # the hidden units, then a (C, V) block for the visible ones.
+    v = start_v
+    h = np.empty((C, H))
+    for t in range(u.shape[0]):
+        if t == 0 and from_data:
+            p = p_h  # CD's first hidden draw: the wake probabilities are p(h | data)
+        else:
+            p = np.dot(v, W_vh)
+            _logistic_rows(p, b_h, beta)
+        _draw(p, u, t, 0, h)
+        p_v = np.dot(h, W_hv)
+        _logistic_rows(p_v, b_v, beta)
+        v = np.empty((C, V))
+        _draw(p_v, u, t, C * H, v)
+    p_end = np.dot(v, W_vh)
+    _logistic_rows(p_end, b_h, beta)
+    _write_phase(data, p_h, ov, oh, wake, W_wake, b_wake)
+    _write_phase(v, p_end, ov, oh, sleep, W_sleep, b_sleep)
+    for c in range(end.shape[0]):  # no rows: the caller keeps no chains
         for i in range(V):
-            v[i] = start_v[c, i]
-        for t in range(k):
-            for j in range(H):
-                if t == 0 and from_data:
-                    p = wake[c, oh + j]
-                else:
-                    a = b_h[j]
-                    for i in range(V):
-                        a += W_hv[j, i] * v[i]
-                    p = 1.0 / (1.0 + np.exp(-a * beta))
-                h[j] = 1.0 if u_h[t, c, j] < p else 0.0
-            for i in range(V):
-                a = b_v[i]
-                for j in range(H):
-                    a += W_vh[i, j] * h[j]
-                v[i] = 1.0 if u_v[t, c, i] < 1.0 / (1.0 + np.exp(-a * beta)) else 0.0
-        for i in range(V):
-            sleep[c, ov + i] = v[i]
-            end[c, ov + i] = v[i]
+            end[c, ov + i] = v[c, i]
         for j in range(H):
-            a = b_h[j]
-            for i in range(V):
-                a += W_hv[j, i] * v[i]
-            sleep[c, oh + j] = 1.0 / (1.0 + np.exp(-a * beta))
-            end[c, oh + j] = h[j]
+            end[c, oh + j] = h[c, j]
     return err / (P * V)
 
 
 def _logistic(x):
-    # The formula the compiled kernel uses (not scipy's expit), so both paths give the same
-    # probabilities to the last bit and hence the same samples.
+    # The formula the compiled kernel uses (kernels.fast_logistic is it to a few units in
+    # the last place; not scipy's expit), so both paths draw the same samples.
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _rbm_phases_numpy(W_hv, W_vh, b_v, b_h, data, start_v, from_data, u_h, u_v, beta, ov, oh,
-                      wake, sleep, end):
-    V, H = b_v.shape[0], b_h.shape[0]
+def _rbm_phases_numpy(W, b, data, start_v, from_data, u, beta, ov, oh,
+                      wake, sleep, end, W_wake, b_wake, W_sleep, b_sleep):
+    C, V = start_v.shape
+    H = W.shape[0] - V
     vs, hs = slice(ov, ov + V), slice(oh, oh + H)
-    p_h = _logistic((data @ W_hv.T + b_h) * beta)
+    W_vh, W_hv, b_v, b_h = W[vs, hs], W[hs, vs], b[vs], b[hs]
+    p_h = _logistic((data @ W_vh + b_h) * beta)
     wake[:, vs] = data
     wake[:, hs] = p_h
     recon = _logistic((p_h @ W_hv + b_v) * beta)
     v = start_v
-    h = np.zeros((start_v.shape[0], H))
-    for t in range(u_h.shape[0]):
-        # CD's first hidden draw uses the wake probabilities: they are p(h | data).
-        p = p_h if (t == 0 and from_data) else _logistic((v @ W_hv.T + b_h) * beta)
-        h = (u_h[t] < p).astype(np.float64)
-        v = (u_v[t] < _logistic((h @ W_hv + b_v) * beta)).astype(np.float64)
-    sleep[:, vs] = end[:, vs] = v
-    sleep[:, hs] = _logistic((v @ W_hv.T + b_h) * beta)
-    end[:, hs] = h
+    h = np.zeros((C, H))
+    for t in range(u.shape[0]):
+        u_h = u[t, :C * H].reshape(C, H)
+        u_v = u[t, C * H:].reshape(C, V)
+        p = p_h if (t == 0 and from_data) else _logistic((v @ W_vh + b_h) * beta)
+        h = (u_h < p).astype(np.float64)
+        v = (u_v < _logistic((h @ W_hv + b_v) * beta)).astype(np.float64)
+    sleep[:, vs] = v
+    sleep[:, hs] = _logistic((v @ W_vh + b_h) * beta)
+    if end.shape[0]:  # no rows: the caller keeps no chains
+        end[:, vs] = v
+        end[:, hs] = h
+    for rows, mW, mb in ((wake, W_wake, b_wake), (sleep, W_sleep, b_sleep)):
+        corr = rows[:, vs].T @ rows[:, hs] / rows.shape[0]
+        mW[vs, hs] = corr
+        mW[hs, vs] = corr.T
+        mb[:] = rows.mean(axis=0)
     return float(np.mean((data - recon) ** 2))
 
 
-def rbm_phases(W_hv, b_v, b_h, data, start_v, k, temperature, rng, offsets, *,
+def rbm_phases(W, b, data, start_v, k, temperature, rng, offsets, *, keep_chains=True,
                backend="auto"):
     r"""Wake statistics of the data and ``k`` blocked Gibbs steps of an RBM, in one pass.
 
     The wake phase clamps the visible units to ``data`` and holds the hidden units' exact
     conditional probabilities :math:`p(h_j = 1 \mid v) = \sigma((W v + b_h)_j / T)`; the sleep
     phase runs ``k`` steps (hidden given visible, then visible given hidden) from
-    ``start_v`` and records :math:`[v_k, p(h \mid v_k)]`. This is one step of contrastive
-    divergence (``start_v = data``) or persistent CD (``start_v`` = the chains) with nothing
-    but the arithmetic: on a small RBM a step is dominated by per-call overhead, so the
-    compiled kernel does it in one call. Draws: for each step a ``(C, H)`` then a ``(C, V)``
-    block of uniforms, the order of :func:`blocked_sweeps`.
+    ``start_v`` and records :math:`[v_k, p(h \mid v_k)]`. Both phases' moments (the means of
+    :math:`s s^\top` and :math:`s` over their rows) come out of the same pass. This is one
+    step of contrastive divergence (``start_v = data``) or persistent CD (``start_v`` = the
+    chains) with nothing but the arithmetic: on a small RBM a step is dominated by per-call
+    overhead, so the compiled kernel does it in one call. Draws: for each step a ``(C, H)``
+    then a ``(C, V)`` block of uniforms, the order of :func:`blocked_sweeps`.
 
     Parameters
     ----------
-    W_hv : ndarray, shape (H, V)
-        The hidden-by-visible block of ``W``.
-    b_v, b_h : ndarray, shapes (V,), (H,)
+    W : ndarray, shape (N, N), float64, C-contiguous
+        The full symmetric weight matrix (only its visible-hidden blocks are read, in both
+        orientations: it must be symmetric there).
+    b : ndarray, shape (N,), float64
     data : ndarray, shape (P, V) of 0/1
     start_v : ndarray, shape (C, V) of 0/1
         Where the sleep chains start; ``data`` itself (the same object) for plain CD, whose
@@ -286,8 +349,11 @@ def rbm_phases(W_hv, b_v, b_h, data, start_v, k, temperature, rng, offsets, *,
     temperature : float > 0
     rng : Generator
     offsets : (int, int)
-        First column of the visible and of the hidden units in the full state (the roles
-        must be contiguous ranges).
+        First unit of the visible and of the hidden range (each role a contiguous range of
+        units; the hidden range runs to the end of the other units not visible).
+    keep_chains : bool
+        Return the chains' final states (persistent CD needs them; plain CD does not, and
+        then ``end`` has no rows).
     backend : {"auto", "numba", "numpy"}
 
     Returns
@@ -295,30 +361,32 @@ def rbm_phases(W_hv, b_v, b_h, data, start_v, k, temperature, rng, offsets, *,
     wake : ndarray, shape (P, N)
     sleep : ndarray, shape (C, N)
         ``[v_k, p(h | v_k)]``.
-    end : ndarray, shape (C, N)
+    end : ndarray, shape (C, N), or (0, N) without ``keep_chains``
         ``[v_k, h_k]``, the chains' states.
     reconstruction : float
         :math:`\mathrm{mean}\,(v - \sigma((p(h \mid v)^\top W_{hv} + b_v)/T))^2` over the data.
+    wake_moments, sleep_moments : dict
+        ``{"W": (N, N), "b": (N,)}``: the mean of :math:`s s^\top` over the phase's rows on
+        the visible-hidden blocks (zero elsewhere: an RBM has no other weights) and the mean
+        of :math:`s`.
     """
     from_data = start_v is data
     data = np.ascontiguousarray(data, dtype=np.float64)
     start_v = data if from_data else np.ascontiguousarray(start_v, dtype=np.float64)
-    H, V = W_hv.shape
-    C, P = start_v.shape[0], data.shape[0]
-    N = V + H
+    N, C, P = W.shape[0], start_v.shape[0], data.shape[0]
     # One draw for all steps; per step a (C, H) then a (C, V) block, as drawn one by one.
-    u = rng.random((k, C * (H + V)))
-    u_h = u[:, :C * H].reshape(k, C, H)
-    u_v = u[:, C * H:].reshape(k, C, V)
-    wake, sleep, end = np.empty((P, N)), np.empty((C, N)), np.empty((C, N))
-    ov, oh = offsets
-    fn = _rbm_phases_numpy
-    if kernels.use_numba(backend, _JIT):
-        fn = _rbm_phases_nb
-    W_hv = np.ascontiguousarray(W_hv)
-    recon = fn(W_hv, np.ascontiguousarray(W_hv.T), b_v, b_h, data, start_v, from_data, u_h,
-               u_v, 1.0 / temperature, ov, oh, wake, sleep, end)
-    return wake, sleep, end, float(recon)
+    u = rng.random((k, C * N))
+    wake, sleep = np.empty((P, N)), np.empty((C, N))
+    end = np.empty((C if keep_chains else 0, N))
+    wake_moments = {"W": np.zeros((N, N)), "b": np.empty(N)}
+    sleep_moments = {"W": np.zeros((N, N)), "b": np.empty(N)}
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    fn = _rbm_phases_nb if kernels.use_numba(backend, _JIT) else _rbm_phases_numpy
+    recon = fn(W, b, data, start_v, from_data, u, 1.0 / temperature, offsets[0], offsets[1],
+               wake, sleep, end, wake_moments["W"], wake_moments["b"], sleep_moments["W"],
+               sleep_moments["b"])
+    return wake, sleep, end, float(recon), wake_moments, sleep_moments
 
 
 # -- mean field ----------------------------------------------------------------------------

@@ -60,6 +60,22 @@ def _correlation_difference(wake: ActivityTrace, sleep: ActivityTrace, name, lik
     return (wpost.T @ wpre) / wpost.shape[0] - (spost.T @ spre) / spost.shape[0]
 
 
+_NAMES = ("W", "b")
+
+
+def _moment_difference(wake: ActivityTrace, sleep: ActivityTrace, name, p):
+    """Wake minus sleep ``moments[name]`` when both phases carry them for a dense parameter
+    ``p`` (the network's own means, zero off the mask by contract: only subtract); None
+    otherwise."""
+    m_wake, m_sleep = wake.moments.get(name), sleep.moments.get(name)
+    if m_wake is None or m_sleep is None or type(p) is not np.ndarray:
+        return None
+    if getattr(m_wake, "shape", None) != p.shape or getattr(m_sleep, "shape", None) != p.shape:
+        raise ValueError(f"boltzmann: the {name!r} moments have shapes {np.shape(m_wake)} "
+                         f"(wake) and {np.shape(m_sleep)} (sleep), the parameter {p.shape}")
+    return m_wake - m_sleep
+
+
 def boltzmann(mode="chl", k=1, persistent=False, n_chains=None):
     r"""Wake-minus-sleep learning of a Boltzmann machine (an ascent direction of log p).
 
@@ -93,7 +109,9 @@ def boltzmann(mode="chl", k=1, persistent=False, n_chains=None):
     Rule
         Requires :class:`~recur.rules.WakeSleep`; updates ``"W"`` and ``"b"`` (whichever
         ``params`` holds and the evidence covers). A dense ``"W"`` update is zero off the
-        evidence's ``masks["W"]`` (the graph, zero diagonal).
+        evidence's ``masks["W"]`` (the graph, zero diagonal). The means come from the
+        traces' ``moments`` when the network computed them (a sampler does, in the pass
+        that draws the samples), from their ``pre`` and ``post`` samples otherwise.
 
     References
     ----------
@@ -110,13 +128,17 @@ def boltzmann(mode="chl", k=1, persistent=False, n_chains=None):
             raise TypeError(f"boltzmann needs Phases as its WakeSleep evidence, got "
                             f"{type(phases).__name__}")
         wake, sleep = phases.nudged, phases.free
-        names = [n for n in ("W", "b") if n in params and n in wake.post and n in sleep.post]
+        names = [n for n in _NAMES if n in params and n in wake.post and n in sleep.post]
         if not names:
             raise ValueError(f"boltzmann found no parameter to update: the evidence covers "
                              f"{sorted(wake.post)}, params holds {sorted(params)}")
         out = {}
         for name in names:
             p = params[name]
+            delta = _moment_difference(wake, sleep, name, p)
+            if delta is not None:
+                out[name] = delta
+                continue
             if sp.issparse(p):
                 out[name] = with_values(p, _correlation_difference(wake, sleep, name, p))
                 continue

@@ -193,6 +193,8 @@ def as_requests(requires) -> tuple:
         return ()
     if isinstance(requires, REQUEST_TYPES):
         return (requires,)
+    if type(requires) is tuple and len(requires) == 1 and isinstance(requires[0], REQUEST_TYPES):
+        return requires  # what Rule.requests hands back: already flat
     out = []
     for item in requires:
         for req in as_requests(item):
@@ -222,6 +224,12 @@ class ActivityTrace:
     masks : dict of str to bool ndarray
         Connection masks of weight matrices stored dense, so that a rule's update of such a
         matrix stays on the graph (a sparse matrix carries its structure itself).
+    moments : dict of str to ndarray
+        ``mean over samples of post pre^T`` for parameter ``name``, in the parameter's shape
+        (a bias's is the mean of ``post``) and zero off ``masks[name]``, when the network
+        computed it along with the samples (a sampler's sufficient statistics, from the same
+        pass that drew them). Rules that need only these means use them instead of
+        recomputing them from ``pre`` and ``post``; absent names are computed as usual.
     """
 
     pre: Mapping[str, np.ndarray]
@@ -229,6 +237,7 @@ class ActivityTrace:
     target: np.ndarray | None = None
     preactivation: np.ndarray | None = None
     masks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    moments: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
