@@ -134,11 +134,13 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
     carried = state
     # Two streams for the whole run (spawning per epoch costs more than a small epoch).
     g_collect, g_update = rng.spawn(2)
+    n_chunks = len(chunks)
+    # A network whose state is a sampler's chains (persistent CD) keeps it across passes.
+    persists = getattr(net, "state_persists", False)
     started = time.perf_counter()
     for epoch in _progress(range(epochs), progress, rule.name):
-        chunk = chunks[epoch % len(chunks)]
-        # A network whose state is a sampler's chains (persistent CD) keeps it across passes.
-        if epoch % len(chunks) == 0 and not (epoch and getattr(net, "state_persists", False)):
+        chunk = chunks[epoch % n_chunks]
+        if epoch % n_chunks == 0 and not (epoch and persists):
             carried = state
         try:
             evidence = net.collect(params, chunk, requests, state=carried, rng=g_collect)
@@ -166,8 +168,8 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
         # network's constraint discards it), and on a small network each check costs as much
         # as a matrix product; the update is examined only to name the culprit.
         for name, p in params.items():
-            if not np.isfinite(values(p)).all():
-                if name in updates and not np.isfinite(values(updates[name])).all():
+            if not kernels.all_finite(values(p)):
+                if name in updates and not kernels.all_finite(values(updates[name])):
                     raise DivergenceError(f"rule {rule.name!r} produced a NaN or inf update "
                                           f"for {name!r} at epoch {epoch}")
                 raise DivergenceError(f"parameter {name!r} became NaN or inf at epoch {epoch} "

@@ -78,11 +78,15 @@ def edge_rows(W) -> np.ndarray:
 
 def values(a) -> np.ndarray:
     """The array of weight values: ``a.data`` for a sparse matrix, ``a`` otherwise."""
+    if type(a) is np.ndarray:  # the common case, before the slower sparse test
+        return a
     return a.data if sp.issparse(a) else np.asarray(a)
 
 
 def with_values(like, data):
     """A copy of ``like`` (a CSR matrix or an ndarray) holding ``data`` as its values."""
+    if type(like) is np.ndarray and type(data) is np.ndarray and data.shape == like.shape:
+        return data
     if sp.issparse(like):
         out = sp.csr_array((np.asarray(data), like.indices, like.indptr), shape=like.shape)
         out.has_sorted_indices = like.has_sorted_indices

@@ -76,12 +76,18 @@ def apply_updates(params, updates):
     updates : dict of str to array
         Keys must be a subset of ``params``'s.
     """
-    unknown = set(updates) - set(params)
-    if unknown:
-        raise KeyError(f"updates name parameters the network does not have: {sorted(unknown)}")
     new = dict(params)
     for name, delta in updates.items():
-        p = params[name]
+        p = params.get(name)
+        if p is None:
+            unknown = sorted(set(updates) - set(params))
+            raise KeyError(f"updates name parameters the network does not have: {unknown}")
+        if type(p) is np.ndarray and type(delta) is np.ndarray and p.dtype == delta.dtype:
+            if delta.shape != p.shape:
+                raise ValueError(f"update of {name!r} has shape {delta.shape}, parameter has "
+                                 f"{p.shape}")
+            new[name] = p + delta
+            continue
         if sp.issparse(p):
             if not sp.issparse(delta) or delta.nnz != p.nnz or not (
                 np.array_equal(delta.indptr, p.indptr) and np.array_equal(delta.indices, p.indices)
@@ -102,8 +108,14 @@ def tree_map(fn, updates, *rest):
     """Apply ``fn`` to the value arrays of every update (and matching entries of ``rest``)."""
     out = {}
     for name, u in updates.items():
-        args = [values(r[name]) for r in rest]
-        out[name] = with_values(u, fn(values(u), *args))
+        args = [values(r[name]) for r in rest] if rest else ()
+        if type(u) is np.ndarray:
+            # A dense update keeps its shape (the common case, without the sparse checks).
+            r = fn(u, *args)
+            out[name] = r if type(r) is np.ndarray and r.shape == u.shape else \
+                np.reshape(r, u.shape)
+        else:
+            out[name] = with_values(u, fn(values(u), *args))
     return out
 
 
