@@ -198,7 +198,7 @@ def test_quick_invariant_check_agrees_with_the_full_one(backend, monkeypatch):
     W = np.where(allowed, rng.normal(size=(6, 6)), 0.0)
     W = np.where(allowed, W + W.T, 0.0)
     b = rng.normal(size=6)
-    assert symmetric._holds(W, b, allowed)
+    assert symmetric.invariant_holds(W, b, allowed)
     i, j = np.argwhere(allowed)[0]
     k, m = np.argwhere(~allowed & ~np.eye(6, dtype=bool))[0]
     broken = []
@@ -218,10 +218,10 @@ def test_quick_invariant_check_agrees_with_the_full_one(backend, monkeypatch):
             c[0] = np.nan
         broken.append((change, V, c))
     for change, V, c in broken:
-        assert not symmetric._holds(V, c, allowed), change
+        assert not symmetric.invariant_holds(V, c, allowed), change
         with pytest.raises((ValueError, FloatingPointError)):
             symmetric.check_symmetric_params({"W": V, "b": c}, allowed, "a test network")
     # Other dtypes and array-likes are not taken by the quick check; the full one decides.
-    assert not symmetric._holds(W.astype(np.float32), b, allowed)
-    assert not symmetric._holds(W.tolist(), b, allowed)
+    assert not symmetric.invariant_holds(W.astype(np.float32), b, allowed)
+    assert not symmetric.invariant_holds(W.tolist(), b, allowed)
     symmetric.check_symmetric_params({"W": W.tolist(), "b": list(b)}, allowed, "a test network")

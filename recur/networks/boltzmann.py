@@ -11,7 +11,7 @@ from ..rules import evidence as ev
 from ..topology import Topology
 from ..validation import as_float_array, check_positive
 from . import boltzmann_sampling as bs
-from .symmetric import check_symmetric_params, symmetrized
+from .symmetric import check_symmetric_params, invariant_holds, symmetrized
 
 __all__ = ["Boltzmann"]
 
@@ -314,6 +314,10 @@ class Boltzmann:
         return symmetrized(params, self._mask)
 
     def _arrays(self, params):
+        if type(params) is dict:
+            W, b = params.get("W"), params.get("b")
+            if invariant_holds(W, b, self._mask):
+                return W, b  # valid float64 arrays, checked in one pass
         self.check_params(params)
         W, b = params["W"], params["b"]
         if type(W) is np.ndarray and type(b) is np.ndarray and W.dtype == b.dtype == np.float64:
@@ -431,7 +435,7 @@ class Boltzmann:
     # -- sampling -------------------------------------------------------------------------
     def _data(self, data, name):
         if (type(data) is np.ndarray and data.dtype == np.float64 and data.ndim == 2
-                and data.shape[0] and data.shape[1] == self.n_visible
+                and data.shape[0] and data.shape[1] == self._vis.size
                 and bs.is_binary(data, backend=self.backend)):
             return data  # the common case, checked in one pass
         # The 0/1 check below also refuses NaN and inf: no separate finiteness pass.
@@ -646,14 +650,31 @@ class Boltzmann:
     def _phases(self, W, b, v, req, chains, rng):
         """(wake trace, sleep trace, new chains, reconstruction error of the data or None) for
         one WakeSleep request."""
-        wake, sleep, chains, recon, moments = self._phase_rows(W, b, v, req, chains, rng)
-        if moments is None:
-            return self._trace(wake), self._trace(sleep), chains, recon
-        return self._trace(wake, moments[0]), self._trace(sleep, moments[1]), chains, recon
+        ix = self._cache
+        if req.mode == "cd" and ix["fused"]:
+            # Plain or persistent CD on an RBM: one fused pass (same draws and samples as
+            # the general path), which also computes the moments.
+            if not req.persistent:
+                start = v
+            elif chains is None:
+                start = (rng.random((req.n_chains or v.shape[0], self.n_units)) < 0.5)
+                start = start.astype(np.float64)[:, ix["vs"]].copy()
+            else:
+                start = self._states(chains, req.n_chains or v.shape[0],
+                                     "state (the persistent chains)")[0]
+                start = np.ascontiguousarray(start[:, ix["vs"]])
+            wake, sleep, end, recon, m_wake, m_sleep = bs.rbm_phases(
+                W, b, v, start, req.k, self.temperature, rng,
+                (ix["vs"].start, ix["hs"].start), keep_chains=req.persistent,
+                backend=self.backend)
+            return (self._trace(wake, m_wake), self._trace(sleep, m_sleep),
+                    end if req.persistent else chains, recon)
+        wake, sleep, chains = self._phase_rows(W, b, v, req, chains, rng)
+        return self._trace(wake), self._trace(sleep), chains, None
 
     def _phase_rows(self, W, b, v, req, chains, rng):
-        """(wake rows, sleep rows, new chains, reconstruction error or None, (wake, sleep)
-        moments when the sampler computed them or None)."""
+        """(wake rows, sleep rows, new chains) for one WakeSleep request, off the fused
+        path."""
         T = self.temperature
         N = self.n_units
         vis, hid = self._vis, self._hid
@@ -661,24 +682,9 @@ class Boltzmann:
             params = {"W": W, "b": b}
             wake = self.mean_field(params, self._noisy(v, rng))
             sleep = self.mean_field(params, n_chains=req.n_chains or 1)
-            return wake, sleep, chains, None, None
+            return wake, sleep, chains
 
         n_chains = req.n_chains or v.shape[0]
-        ix = self._cache
-        if req.mode == "cd" and ix["fused"]:
-            # Plain or persistent CD on an RBM: one fused pass (same draws and samples as
-            # the general path below).
-            if not req.persistent:
-                start = v
-            elif chains is None:
-                start = (rng.random((n_chains, N)) < 0.5).astype(np.float64)[:, ix["vs"]].copy()
-            else:
-                start = self._states(chains, n_chains, "state (the persistent chains)")[0]
-                start = np.ascontiguousarray(start[:, ix["vs"]])
-            wake, sleep, end, recon, m_wake, m_sleep = bs.rbm_phases(
-                W, b, v, start, req.k, T, rng, (ix["vs"].start, ix["hs"].start),
-                keep_chains=req.persistent, backend=self.backend)
-            return wake, sleep, (end if req.persistent else chains), recon, (m_wake, m_sleep)
 
         clamped = self._noisy(v, rng)
         # Wake: visible clamped; for an RBM the hidden units are exactly conditional on it.
@@ -700,7 +706,7 @@ class Boltzmann:
         if req.mode == "cd" and not req.persistent:
             # Contrastive divergence: k sweeps from the wake states (the data).
             if self.uses_blocked_sampler:
-                return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains, None, None
+                return wake, self._rbm_cd(W, b, wake_state, req.k, rng)[0], chains
             start = wake_state
             if self._bipartite and hid.size:
                 # The wake state of an RBM holds p(h | v) in its hidden columns; a sequential
@@ -708,7 +714,7 @@ class Boltzmann:
                 start = wake_state.copy()
                 start[:, hid] = rng.random((v.shape[0], hid.size)) < wake_state[:, hid]
             rec, _ = self._sweeps(W, b, start, free, np.full(req.k, T), 1, rng)
-            return wake, self._rows(W, b, rec[0]), chains, None, None
+            return wake, self._rows(W, b, rec[0]), chains
         if req.persistent:
             if chains is None:
                 start = (rng.random((n_chains, N)) < 0.5).astype(np.float64)
@@ -719,13 +725,13 @@ class Boltzmann:
         if req.mode == "cd":
             if self.uses_blocked_sampler:
                 sleep, end = self._rbm_cd(W, b, start, req.k, rng)
-                return wake, sleep, (end if req.persistent else chains), None, None
+                return wake, sleep, (end if req.persistent else chains)
             rec, end = self._sweeps(W, b, start, free, np.full(req.k, T), 1, rng)
         else:
             rec, end = self._sweeps(W, b, start, free, self._schedule(self.sample_sweeps),
                                     self.sample_sweeps, rng)
         sleep = self._rows(W, b, rec.reshape(-1, N))
-        return wake, sleep, (end if req.persistent else chains), None, None
+        return wake, sleep, (end if req.persistent else chains)
 
     def _rbm_cd(self, W, b, start, k, rng):
         """``k`` blocked Gibbs steps of an RBM from ``start`` (C, N): hidden given visible,

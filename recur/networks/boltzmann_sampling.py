@@ -51,18 +51,21 @@ def sigmoid(x):
     return expit(x)
 
 
-@_JIT.register
+@_JIT.register(signatures=["boolean(float64[:, ::1])"])
 def _is_binary_nb(x):
-    for v in x.ravel():
+    for v in x.reshape(-1):
         if v != 0.0 and v != 1.0:
             return False
     return True
 
 
 def is_binary(x, *, backend="auto") -> bool:
-    """Whether every entry of the float array ``x`` is 0 or 1 (NaN and inf are not)."""
-    if kernels.use_numba(backend, _JIT) and x.flags.c_contiguous:
-        return bool(_is_binary_nb(x))
+    """Whether every entry of the array ``x`` is 0 or 1 (NaN and inf are not)."""
+    if type(x) is np.ndarray and kernels.use_numba(backend, _JIT):
+        try:
+            return _is_binary_nb(x)
+        except TypeError:  # not a C-contiguous float64 matrix: numpy decides
+            pass
     return bool(np.all((x == 0.0) | (x == 1.0)))
 
 

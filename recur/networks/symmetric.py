@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from .. import kernels
 from ..validation import DivergenceError
 
-__all__ = ["check_symmetric_params", "symmetrized"]
+__all__ = ["check_symmetric_params", "invariant_holds", "symmetrized"]
 
 _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 
@@ -26,11 +26,14 @@ _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 SYMMETRY_RTOL = 1e-10
 
 
-@_JIT.register
-def _holds_nb(W, b, allowed):
-    """True when ``W`` is symmetric, zero where not ``allowed`` and finite, and ``b`` finite,
-    in one pass that stops at the first violation (NaN fails every comparison)."""
-    N = W.shape[0]
+@_JIT.register(signatures=["boolean(float64[:, ::1], float64[::1], boolean[:, ::1])"])
+def _invariant_holds_nb(W, b, allowed):
+    """True when ``W`` (N, N) is symmetric, zero where not ``allowed`` and finite, and ``b``
+    (N,) finite, in one pass that stops at the first violation (NaN fails every
+    comparison)."""
+    N = allowed.shape[0]
+    if W.shape[0] != N or W.shape[1] != N or b.shape[0] != N:
+        return False
     for i in range(N):
         if not np.isfinite(b[i]):
             return False
@@ -44,16 +47,21 @@ def _holds_nb(W, b, allowed):
     return True
 
 
-def _holds(W, b, allowed) -> bool:
+def invariant_holds(W, b, allowed) -> bool:
     """The invariant, answered quickly for the common case: float64 arrays of the right shape
     that already satisfy it (what ``constrain`` returns). False means "look closer", not
     "violated": the caller's full check says what, if anything, is wrong."""
-    if not (type(W) is np.ndarray and type(b) is np.ndarray and W.dtype == np.float64
-            and b.dtype == np.float64 and W.shape == allowed.shape and b.shape[0] == W.shape[0]
-            and b.ndim == 1):
+    if type(W) is not np.ndarray or type(b) is not np.ndarray:
         return False
     if kernels.use_numba("auto", _JIT):
-        return _holds_nb(W, b, allowed)
+        try:
+            return _invariant_holds_nb(W, b, allowed)
+        except TypeError:  # not C-contiguous float64 arrays: the full check decides
+            return False
+    N = allowed.shape[0]
+    if not (W.dtype == np.float64 and b.dtype == np.float64 and W.shape == (N, N)
+            and b.shape == (N,)):
+        return False
     return bool(np.isfinite(b).all() and np.array_equal(W, np.where(allowed, W.T, 0.0)))
 
 
@@ -80,7 +88,7 @@ def check_symmetric_params(params, allowed, kind) -> None:
     """
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
-    if _holds(params.get("W"), params.get("b"), allowed):
+    if invariant_holds(params.get("W"), params.get("b"), allowed):
         return
     N = allowed.shape[0]
     for key, shape in (("W", (N, N)), ("b", (N,))):
@@ -117,7 +125,7 @@ def check_symmetric_params(params, allowed, kind) -> None:
 def symmetrized(params, allowed):
     r"""``params`` with :math:`W \leftarrow \tfrac12 (W + W^\top)` where ``allowed`` and 0
     elsewhere; ``params`` itself when that changes nothing."""
-    if _holds(params.get("W"), params.get("b"), allowed):
+    if invariant_holds(params.get("W"), params.get("b"), allowed):
         return params
     W = np.asarray(params["W"], dtype=np.float64)
     fixed = np.where(allowed, 0.5 * (W + W.T), 0.0)
