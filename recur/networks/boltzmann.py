@@ -215,7 +215,8 @@ class Boltzmann:
             # CD on this network can run as one fused pass (rbm_phases): an RBM sampled by
             # blocks, clamped exactly, each role a contiguous range of units.
             "fused": bool(bipartite) and self.sampler != "sequential" and contiguous
-            and self.clamp_noise == (0.0, 0.0)})
+            and self.clamp_noise == (0.0, 0.0),
+            "ones": np.ones((0, 1))})
 
     @staticmethod
     def _as_slice(idx):
@@ -624,12 +625,13 @@ class Boltzmann:
         if moments is None:
             moments = {"W": np.where(self._mask, rows.T @ rows / rows.shape[0], 0.0),
                        "b": rows.mean(axis=0)}
-        ones = self._cache.get(("ones", rows.shape[0]))
-        if ones is None:
-            # The bias's presynaptic column, the same every collection: made once, read-only.
+        ones = self._cache["ones"]
+        if ones.shape[0] != rows.shape[0]:
+            # The bias's presynaptic column, the same every collection of a training loop:
+            # kept (for the last number of rows), read-only.
             ones = np.ones((rows.shape[0], 1))
             ones.flags.writeable = False
-            self._cache[("ones", rows.shape[0])] = ones
+            self._cache["ones"] = ones
         return ev.ActivityTrace(pre={"W": rows, "b": ones}, post={"W": rows, "b": rows},
                                 masks={"W": self._mask}, moments=moments)
 
