@@ -76,6 +76,30 @@ def test_postsynaptic_potential_matches_closed_form(synapse, backend):
     assert psp_peak(4.86) == pytest.approx(0.1408, abs=5e-4)
 
 
+@pytest.mark.parametrize("synapse", ["exp", "alpha"])
+@pytest.mark.parametrize("tm,ts", [(10.0, 0.325), (5.0, 1.0), (1.0, 5.0), (3.0, 3.0),
+                                   (3.0, 3.0 + 1e-7), (20.0, 0.01), (0.5, 40.0)])
+def test_psp_peak_is_the_maximum_of_the_integrated_psp(synapse, tm, ts):
+    """The closed forms against the membrane equation integrated by quadrature and maximised
+    numerically (equal time constants and nearly equal ones included)."""
+    from scipy.integrate import quad
+    from scipy.optimize import minimize_scalar
+
+    def current(s):
+        return np.exp(-s / ts) if synapse == "exp" else (s / ts) * np.exp(1.0 - s / ts)
+
+    def v(t):
+        return quad(lambda s: current(s) * np.exp(-(t - s) / tm), 0.0, t, epsabs=0.0,
+                    epsrel=1e-13, limit=200)[0] / tm
+
+    scale = max(tm, ts)
+    grid = np.linspace(0.0, 12.0 * scale, 241)[1:]
+    t0 = grid[int(np.argmax([v(t) for t in grid]))]
+    best = minimize_scalar(lambda t: -v(t), bounds=(max(t0 - grid[0], 1e-9), t0 + grid[0]),
+                           method="bounded", options={"xatol": 1e-10 * scale})
+    assert psp_peak(2.5, tm, ts, synapse) == pytest.approx(2.5 * -best.fun, rel=1e-8)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dt,t_ref,mu", [(0.1, 2.0, 20.0), (0.05, 1.0, 17.3), (0.1, 0.0, 30.0)])
 def test_regular_firing_matches_closed_form_isi(dt, t_ref, mu, backend):
