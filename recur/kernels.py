@@ -152,11 +152,13 @@ class LazyJit:
     def register(self, func=None, *, signatures=None, **options):
         """Decorator: compile ``func`` lazily with :data:`JIT_OPTIONS` updated by ``options``.
 
-        ``signatures`` (numba signature strings) restricts the kernel to those types: it is
-        compiled for them at :meth:`ensure`, and a call with other types raises
-        ``TypeError`` instead of compiling a new version (a quick check can then fall back
-        to its numpy path). Returns ``func`` itself (the plain-Python version until
-        :meth:`ensure`).
+        ``signatures`` restricts the kernel to fixed types: a list of numba signatures
+        (strings), or a function of ``numba.types`` returning one (for types a string
+        cannot spell, such as read-only arrays). The kernel is compiled for them at
+        :meth:`ensure`, and a call with other types raises ``TypeError`` instead of
+        compiling a new version, so a quick check can fall back to its numpy path. With
+        ``NUMBA_DISABLE_JIT=1`` the Python function is guarded the same way. Returns
+        ``func`` itself (the plain-Python version until :meth:`ensure`).
         """
         def add(f):
             if self.ready:
@@ -179,9 +181,37 @@ class LazyJit:
             if self._prepare is not None:
                 self._prepare(self._namespace)
             for name, signatures, options in self._kernels:
-                jit = numba.njit(signatures, **options) if signatures else numba.njit(**options)
-                self._namespace[name] = jit(self._namespace[name])
+                func = self._namespace[name]
+                if signatures is None:
+                    self._namespace[name] = numba.njit(**options)(func)
+                    continue
+                if callable(signatures):
+                    signatures = signatures(numba.types)
+                if numba.config.DISABLE_JIT:
+                    self._namespace[name] = _typed_python(func, signatures)
+                else:
+                    self._namespace[name] = numba.njit(signatures, **options)(func)
             self.ready = True
+
+
+def _typed_python(func, signatures):
+    """``func`` refusing, as its compiled version would, arguments of other types than
+    ``signatures`` (under ``NUMBA_DISABLE_JIT=1``)."""
+    import functools
+
+    import numba
+    from numba.core import sigutils
+
+    accepted = [tuple(sigutils.normalize_signature(sig)[0]) for sig in signatures]
+
+    @functools.wraps(func)
+    def typed(*args):
+        types = tuple(numba.typeof(a) for a in args)
+        if types not in accepted:
+            raise TypeError(f"{func.__name__} has no version for {types}")
+        return func(*args)
+
+    return typed
 
 
 def _bit_cast_intrinsics(namespace):

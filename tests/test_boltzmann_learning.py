@@ -258,14 +258,17 @@ def _without_moments(evidence):
 
 @pytest.mark.parametrize("mode,kw", [("cd", {"k": 1}), ("cd", {"k": 2, "persistent": True}),
                                      ("chl", {}), ("mean_field", {})])
-@pytest.mark.parametrize("rbm", [True, False])
-def test_moments_from_the_network_give_the_update_of_its_samples(rbm, mode, kw):
+@pytest.mark.parametrize("graph", ["rbm", "sparse_rbm", "general"])
+def test_moments_from_the_network_give_the_update_of_its_samples(graph, mode, kw):
     """Every collection carries the phases' moments (the fused RBM step computes them in the
     pass that draws the samples); the rule's update from them equals its update from the
-    samples themselves."""
-    if rbm:
-        net = rc.Boltzmann(rc.Topology(rc.graphs.bipartite_graph(5, 4)), init_scale=0.7,
-                           burn_in=2, sample_sweeps=2)
+    samples themselves, and is zero off the graph (an RBM with missing visible-hidden
+    edges too)."""
+    if graph != "general":
+        p = 1.0 if graph == "rbm" else 0.5
+        G = rc.graphs.bipartite_graph(5, 4, p=p, seed=1)
+        net = rc.Boltzmann(rc.Topology(G), init_scale=0.7, burn_in=2, sample_sweeps=2)
+        assert net._cache["fused"] and net._cache["complete"] == (graph == "rbm")
         data = (np.random.default_rng(0).random((6, 5)) < 0.5).astype(float)
     else:
         net = _general(burn_in=2, sample_sweeps=2, init_scale=0.7)
@@ -283,6 +286,7 @@ def test_moments_from_the_network_give_the_update_of_its_samples(rbm, mode, kw):
     slow, _ = rule.update(_without_moments(evidence), None, params)
     for name in ("W", "b"):
         np.testing.assert_allclose(fast[name], slow[name], atol=1e-13)
+    assert not fast["W"][~net.mask].any() and np.any(fast["W"][net.mask])
 
 
 def test_moments_of_the_wrong_shape_are_refused():

@@ -202,7 +202,7 @@ def test_quick_invariant_check_agrees_with_the_full_one(backend, monkeypatch):
     i, j = np.argwhere(allowed)[0]
     k, m = np.argwhere(~allowed & ~np.eye(6, dtype=bool))[0]
     broken = []
-    for change in ("skew", "stray", "diagonal", "nan_w", "inf_b", "nan_b"):
+    for change in ("skew", "stray", "diagonal", "nan_w", "inf_w", "inf_b", "nan_b"):
         V, c = W.copy(), b.copy()
         if change == "skew":
             V[i, j] += 1e-3
@@ -212,6 +212,8 @@ def test_quick_invariant_check_agrees_with_the_full_one(backend, monkeypatch):
             V[2, 2] = 1.0
         elif change == "nan_w":
             V[i, j] = V[j, i] = np.nan
+        elif change == "inf_w":
+            V[i, j] = V[j, i] = np.inf
         elif change == "inf_b":
             c[3] = np.inf
         else:
@@ -221,7 +223,13 @@ def test_quick_invariant_check_agrees_with_the_full_one(backend, monkeypatch):
         assert not symmetric.invariant_holds(V, c, allowed), change
         with pytest.raises((ValueError, FloatingPointError)):
             symmetric.check_symmetric_params({"W": V, "b": c}, allowed, "a test network")
-    # Other dtypes and array-likes are not taken by the quick check; the full one decides.
+    # Other dtypes, shapes and array-likes are not taken by the quick check; the full one
+    # decides. A read-only mask (Hopfield's) is.
     assert not symmetric.invariant_holds(W.astype(np.float32), b, allowed)
+    assert not symmetric.invariant_holds(W.astype(bool), b, allowed)
+    assert not symmetric.invariant_holds(W, b[:, None], allowed)
     assert not symmetric.invariant_holds(W.tolist(), b, allowed)
+    frozen = allowed.copy()
+    frozen.flags.writeable = False
+    assert symmetric.invariant_holds(W, b, frozen)
     symmetric.check_symmetric_params({"W": W.tolist(), "b": list(b)}, allowed, "a test network")

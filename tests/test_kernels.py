@@ -402,3 +402,27 @@ def test_all_finite_finds_every_nan_and_inf(backend_ready, monkeypatch):
                 assert not kernels.all_finite(b.reshape(shape))
     assert kernels.all_finite(np.ones(3, dtype=np.float32))
     assert not kernels.all_finite(np.array([1.0, np.nan], dtype=np.float32))
+
+
+def test_type_restricted_kernels_refuse_other_types_without_the_compiler_too():
+    """Under NUMBA_DISABLE_JIT=1 a kernel registered with signatures still refuses other
+    types, so the quick checks built on them hand those to their full checks."""
+    code = """
+import numpy as np
+from recur import kernels
+from recur.networks import symmetric, boltzmann_sampling as bs
+allowed = np.ones((3, 3), bool) & ~np.eye(3, dtype=bool)
+W = np.where(allowed, 1.0, 0.0)
+b = np.zeros(3)
+assert symmetric.invariant_holds(W, b, allowed)
+assert not symmetric.invariant_holds(W.astype(bool), b, allowed)
+assert not symmetric.invariant_holds(W, b[:, None], allowed)
+assert kernels.all_finite(W) and not kernels.all_finite(np.array([1, np.inf], np.float32))
+assert bs.is_binary(W) and not bs.is_binary(W.astype(int) * 2)
+print("ok")
+"""
+    env = {**__import__("os").environ, "NUMBA_DISABLE_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

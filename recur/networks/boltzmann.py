@@ -216,6 +216,8 @@ class Boltzmann:
             # blocks, clamped exactly, each role a contiguous range of units.
             "fused": bool(bipartite) and self.sampler != "sequential" and contiguous
             and self.clamp_noise == (0.0, 0.0),
+            # Every visible-hidden pair a connection: the fused pass's moments need no mask.
+            "complete": bool(hid.size) and bool(mask[np.ix_(vis, hid)].all()),
             "ones": np.ones((0, 1))})
 
     @staticmethod
@@ -668,7 +670,7 @@ class Boltzmann:
             wake, sleep, end, recon, m_wake, m_sleep = bs.rbm_phases(
                 W, b, v, start, req.k, self.temperature, rng,
                 (ix["vs"].start, ix["hs"].start), keep_chains=req.persistent,
-                backend=self.backend)
+                mask=None if ix["complete"] else self._mask, backend=self.backend)
             return (self._trace(wake, m_wake), self._trace(sleep, m_sleep),
                     end if req.persistent else chains, recon)
         wake, sleep, chains = self._phase_rows(W, b, v, req, chains, rng)
@@ -776,7 +778,8 @@ class Boltzmann:
         Evidence
             ``results[request]`` is a :class:`~recur.rules.Phases` whose ``nudged`` trace holds
             the wake (clamped) statistics and ``free`` the sleep statistics: for ``"W"``
-            pre = post = the states (S, N), for ``"b"`` pre = ones (S, 1), post = the states,
+            pre = post = the states (S, N), for ``"b"`` pre = ones (S, 1) (read-only, shared
+            between collections), post = the states,
             and ``masks["W"]`` the graph; ``moments`` the means of ``s s^T`` (on the
             graph) and of ``s`` over the samples, which the RBM fast path computes in the
             pass that draws them. For an RBM the hidden columns hold exact conditional

@@ -325,7 +325,7 @@ def _rbm_phases_numpy(W, b, data, start_v, from_data, u, beta, ov, oh,
 
 
 def rbm_phases(W, b, data, start_v, k, temperature, rng, offsets, *, keep_chains=True,
-               backend="auto"):
+               mask=None, backend="auto"):
     r"""Wake statistics of the data and ``k`` blocked Gibbs steps of an RBM, in one pass.
 
     The wake phase clamps the visible units to ``data`` and holds the hidden units' exact
@@ -357,6 +357,9 @@ def rbm_phases(W, b, data, start_v, k, temperature, rng, offsets, *, keep_chains
     keep_chains : bool
         Return the chains' final states (persistent CD needs them; plain CD does not, and
         then ``end`` has no rows).
+    mask : bool ndarray, shape (N, N), optional
+        The connections, when not every visible-hidden pair is one: the ``"W"`` moments
+        are zero off them (None: the whole visible-hidden block).
     backend : {"auto", "numba", "numpy"}
 
     Returns
@@ -370,8 +373,8 @@ def rbm_phases(W, b, data, start_v, k, temperature, rng, offsets, *, keep_chains
         :math:`\mathrm{mean}\,(v - \sigma((p(h \mid v)^\top W_{hv} + b_v)/T))^2` over the data.
     wake_moments, sleep_moments : dict
         ``{"W": (N, N), "b": (N,)}``: the mean of :math:`s s^\top` over the phase's rows on
-        the visible-hidden blocks (zero elsewhere: an RBM has no other weights) and the mean
-        of :math:`s`.
+        the visible-hidden blocks (zero elsewhere: an RBM has no other weights; and off
+        ``mask``) and the mean of :math:`s`.
     """
     from_data = start_v is data
     data = np.ascontiguousarray(data, dtype=np.float64)
@@ -389,6 +392,9 @@ def rbm_phases(W, b, data, start_v, k, temperature, rng, offsets, *, keep_chains
     recon = fn(W, b, data, start_v, from_data, u, 1.0 / temperature, offsets[0], offsets[1],
                wake, sleep, end, wake_moments["W"], wake_moments["b"], sleep_moments["W"],
                sleep_moments["b"])
+    if mask is not None:
+        wake_moments["W"] *= mask
+        sleep_moments["W"] *= mask
     return wake, sleep, end, float(recon), wake_moments, sleep_moments
 
 

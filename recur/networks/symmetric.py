@@ -26,7 +26,10 @@ _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 SYMMETRY_RTOL = 1e-10
 
 
-@_JIT.register(signatures=["boolean(float64[:, ::1], float64[::1], boolean[:, ::1])"])
+# The network's mask may be read-only (Hopfield keeps it so): both kinds are accepted.
+@_JIT.register(signatures=lambda t: [
+    t.boolean(t.float64[:, ::1], t.float64[::1], t.Array(t.boolean, 2, "C", readonly=ro))
+    for ro in (False, True)])
 def _invariant_holds_nb(W, b, allowed):
     """True when ``W`` (N, N) is symmetric, zero where not ``allowed`` and finite, and ``b``
     (N,) finite, in one pass that stops at the first violation (NaN fails every
@@ -62,7 +65,8 @@ def invariant_holds(W, b, allowed) -> bool:
     if not (W.dtype == np.float64 and b.dtype == np.float64 and W.shape == (N, N)
             and b.shape == (N,)):
         return False
-    return bool(np.isfinite(b).all() and np.array_equal(W, np.where(allowed, W.T, 0.0)))
+    return bool(np.isfinite(W).all() and np.isfinite(b).all()
+                and np.array_equal(W, np.where(allowed, W.T, 0.0)))
 
 
 def check_symmetric_params(params, allowed, kind) -> None:
