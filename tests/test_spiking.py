@@ -354,32 +354,53 @@ def test_bad_drives_raise():
 
 # -- drives ----------------------------------------------------------------------------------
 
-def test_pulse_packet_uses_distinct_units_with_the_asked_spread():
+SEEDS = [3, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pulse_packet_uses_distinct_units_with_the_asked_spread(seed):
     pool = np.arange(100, 200)
-    d = tasks.pulse_packet(80, 2.0, pool, t0=30.0, n_units=300, trials=50, rng=3)
+    d = tasks.pulse_packet(80, 2.0, pool, t0=30.0, n_units=300, trials=50, rng=seed)
     for b in range(50):
         u = d.units[d.trials == b]
         assert u.size == 80 and np.unique(u).size == 80 and np.isin(u, pool).all()
     t = d.steps * d.dt
-    assert t.mean() == pytest.approx(30.0, abs=0.1)
-    assert t.std() == pytest.approx(2.0, rel=0.05)
+    n = t.size
+    # 4 standard errors: of the mean, sigma / sqrt(n); of the standard deviation,
+    # sigma / sqrt(2 n) (the grid's rounding adds dt^2 / 12 to the variance, negligible).
+    assert abs(t.mean() - 30.0) < 4 * 2.0 / np.sqrt(n)
+    assert abs(t.std() - 2.0) < 4 * 2.0 / np.sqrt(2 * n)
 
 
-def test_poisson_drive_rate():
-    d = tasks.poisson_drive(20.0, 50, 2000.0, 0.1, trials=3, rng=4)
-    rate = d.n_events / (50 * 3 * 2.0)
-    assert rate == pytest.approx(20.0, rel=0.05)
-    s = tasks.spontaneous(10, 100.0, 5.0, rng=1)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_poisson_drive_rate(seed):
+    d = tasks.poisson_drive(20.0, 50, 2000.0, 0.1, trials=3, rng=seed)
+    expected = 20.0 * 50 * 3 * 2.0  # events: rate x units x trials x seconds
+    assert abs(d.n_events - expected) < 4 * np.sqrt(expected)  # Poisson: sd = sqrt(mean)
+    s = tasks.spontaneous(10, 100.0, 5.0, rng=seed)
     assert s.weight is None and s.trials is None
 
 
-def test_poisson_kicks_raise_the_membrane_by_the_shot_noise_mean():
-    """Campbell: kicks of w at rate r raise the mean membrane by w tau_s r."""
+@pytest.mark.parametrize("seed", SEEDS)
+def test_poisson_kicks_raise_the_membrane_by_the_shot_noise_mean(seed):
+    """Campbell: kicks of w at rate r raise the mean membrane by w tau_s r (the PSP's area
+    times the rate), with variance r * integral of the squared PSP (the second theorem)
+    across independent units. On the grid a unit takes at most one kick per step, with
+    probability p = 1 - exp(-rate dt): a Bernoulli train of rate p / dt whose variance
+    carries a factor (1 - p)."""
     net = _quiet(_empty(200), v_threshold=0.0)  # no spikes
-    d = tasks.poisson_drive(1000.0, 200, 200.0, 0.1, weight=2.0, rng=5)
+    d = tasks.poisson_drive(1000.0, 200, 200.0, 0.1, weight=2.0, rng=seed)
     _, st = net.run(net.init(0), 200.0, d)
-    expected = 2.0 * 0.325 * 1.0  # w * tau_s * rate (per ms)
-    assert st["v"].mean() - net.v_rest == pytest.approx(expected, rel=0.05)
+    w, tau_s, tau_m, dt = 2.0, 0.325, 10.0, 0.1
+    p = -np.expm1(-1.0 * dt)  # 1000 Hz = 1 per ms
+    rate = p / dt
+    expected = w * tau_s * rate
+    psp_sq = (w * tau_s / (tau_m - tau_s)) ** 2 * (
+        tau_m / 2 + tau_s / 2 - 2 * tau_m * tau_s / (tau_m + tau_s))
+    sd = np.sqrt(rate * (1 - p) * psp_sq)
+    v = st["v"] - net.v_rest
+    assert abs(v.mean() - expected) < 4 * sd / np.sqrt(v.size)
+    assert v.std() == pytest.approx(sd, rel=4 / np.sqrt(2 * v.size))
 
 
 # -- pools, metrics, rule interface -----------------------------------------------------------
