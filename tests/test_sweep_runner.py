@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from recur.sweep import ResultStore, load_spec, parse_spec, run_cell, run_sweep
+from recur.sweep import ResultStore, SpecError, load_spec, parse_spec, run_cell, run_sweep
 from recur.sweep.cells import execute
 from recur.sweep.cli import add_commands, parse_set
 from recur.sweep.runner import _alive
@@ -408,6 +408,37 @@ def test_synfire_cells_separate_strong_from_weak_packets(tmp_path):
         by_a.setdefault(cell.payload["task"]["params"]["a"], []).append(
             got["metrics"]["propagation"])
     assert min(by_a[85]) >= 0.9 and max(by_a[20]) <= 0.1
+
+
+GROWTH = """
+[sweep]
+name = "growth"
+network = "spiking"
+seeds = 2
+entropy = 5
+[topologies]
+random = { catalogue = "erdos_renyi", params = { n = 40, p = 0.25 } }
+[tasks.synfire_growth]
+epochs = 25
+trials = 8
+test_ms = 300.0
+n_shuffles = 10
+[rules.stdp]
+"""
+
+
+def test_synfire_growth_cells_learn_chains_from_spontaneous_activity(tmp_path):
+    spec = parse_spec(GROWTH, folder=tmp_path)
+    for cell in spec.cells():
+        got = execute(cell.payload)
+        assert got["status"] == "ok", got["error"]
+        m = got["metrics"]
+        # Learned weights are far more chain-like than before and than their own shuffles.
+        assert m["chain_index"] > m["chain_index_before"] + 0.2
+        assert m["z"] > 3 and m["chain_index"] > m["control"]
+        assert m["n_chains"] >= 1 and m["longest_chain"] >= 3 and m["longest_sequence"] >= 2
+    with pytest.raises(SpecError, match="delay"):
+        parse_spec(GROWTH + "[network]\ndelay = 2.0\n", folder=tmp_path)
 
 
 BAS = """

@@ -457,6 +457,61 @@ def _synfire_propagation(ctx: CellContext) -> dict:
             "spikes": float(raster.units.size) / p["trials"]}
 
 
+def _synfire_growth(ctx: CellContext) -> dict:
+    r"""Synfire chains grow from spontaneous activity (Fiete, Senn, Wang & Hahnloser 2010).
+
+    LIF units on the topology (any directed graph, e.g. the ``erdos_renyi`` recipe; ``tau_m``
+    5 ms, ``tau_syn`` 1 ms, delay 1 ms, refractory 2 ms, step 0.5 ms, threshold 15 mV above
+    rest) receive nothing but a background current and sparse spontaneous spikes, and learn
+    from the activity they generate: pair-based STDP bounded in ``[0, w_max]``, then caps of
+    ``cap * w_max`` on each unit's summed input and output weight. Reported: the chain index
+    of the learned weights (the weight on the heaviest one-to-one successor map) before and
+    after, with its shuffled-weight control and z-score after; the chains of strong links
+    (``W > w_max / 2``); the firing rate at the first and last chunk; and the longest
+    spontaneous sequence along the learned chains in ``test_ms`` of activity afterwards."""
+    from .. import rules as R
+    from .. import tasks
+    from ..chains import chain_index, chain_successors, find_chains, sequence_lengths
+    from ..loop import train
+    from ..networks import SpikingNet
+
+    p, rp = ctx.task, ctx.rule_params
+    dt, w_init, w_max = 0.5, p["w_init"], p["w_max"]
+    net = SpikingNet(ctx.topology(), model="lif", dt=dt, tau_m=5.0, tau_syn=1.0, delay=1.0,
+                     t_ref=2.0, noise_mean=p["noise_mean"], noise_std=p["noise_std"],
+                     weight=lambda g, n: g.uniform(0.0, w_init, n), w_min=0.0, w_max=w_max)
+    params = net.init(ctx.rngs["network"])
+    g_chunks, g_test = ctx.rngs["data"].spawn(2)
+    data = [{"duration": p["chunk_ms"], "trials": p["trials"],
+             "drive": tasks.spontaneous(net.n_units, p["chunk_ms"], p["spontaneous_hz"],
+                                        dt=dt, trials=p["trials"], rng=g)}
+            for g in g_chunks.spawn(p["epochs"])]
+    cap = p["cap"] * w_max
+    rule = R.chain(R.stdp(rp["a_plus"], rp["a_minus_ratio"] * rp["a_plus"], rp["tau_plus"],
+                          rp["tau_minus"], w_max=w_max),
+                   R.heterosynaptic_cap(max_in=cap, max_out=cap))
+    g_train, g_index = ctx.rngs["extra"].spawn(2)
+    learned, history = train(net, params, rule, data, epochs=p["epochs"], rng=g_train,
+                             progress=False)
+    g_before, g_after = g_index.spawn(2)
+    before = chain_index(params["W"], n_shuffles=p["n_shuffles"], rng=g_before)
+    after = chain_index(learned["W"], n_shuffles=p["n_shuffles"], rng=g_after)
+    _, lengths = find_chains(learned["W"], 0.5 * w_max)
+    g_drive, g_noise = g_test.spawn(2)
+    drive = tasks.spontaneous(net.n_units, p["test_ms"], p["spontaneous_hz"], dt=dt,
+                              trials=p["trials"], rng=g_drive)
+    raster, _ = net.run(learned, p["test_ms"], drive, trials=p["trials"], rng=g_noise)
+    sequences = sequence_lengths(raster, chain_successors(learned["W"], 0.5 * w_max),
+                                 max_lag=max(1, int(round(p["max_lag_ms"] / dt))))
+    return {"chain_index_before": before.index, "chain_index": after.index,
+            "control": after.control_mean, "z": after.z,
+            "n_chains": float(lengths.size),
+            "longest_chain": float(lengths.max()) if lengths.size else 0.0,
+            "units_in_chains": float(lengths.sum()),
+            "rate_before": float(history.loss[0]), "rate_after": float(history.loss[-1]),
+            "longest_sequence": float(sequences.max()) if sequences.size else 0.0}
+
+
 # -- diagnostic cells ----------------------------------------------------------------------------
 def _empty(ctx: CellContext) -> dict:
     """Nothing but one draw from the data stream: the runner's per-cell overhead."""
@@ -632,6 +687,35 @@ TASKS: Mapping[str, TaskKind] = _frozen({
             "ms_per_pool": Param(float, 6.0, 1.0, 100.0, doc="simulated time per pool"),
         }), ("propagation", "final_a", "final_sigma", "spikes"), _synfire_propagation,
         doc="pulse packets down a chain of pools: how often they reach the last pool"),
+    "synfire_growth": TaskKind(
+        "synfire_growth", "spiking", _frozen({
+            "epochs": Param(int, 40, 1, 100_000, doc="training chunks of spontaneous activity"),
+            "chunk_ms": Param(float, 250.0, 1.0, 100_000.0, doc="duration of one chunk, ms"),
+            "trials": Param(int, 16, 1, 1000, doc="independent copies run per chunk"),
+            "spontaneous_hz": Param(float, 5.0, 0.0, 1000.0,
+                                    doc="imposed spontaneous spikes per unit, Hz"),
+            "noise_mean": Param(float, 10.0, doc="mean background drive of the membrane, mV"),
+            "noise_std": Param(float, 2.0, 0.0, doc="background fluctuation of the membrane, mV"),
+            "w_init": Param(float, 5.0, 0.0, doc="initial weights uniform in [0, w_init], mV"),
+            "w_max": Param(float, 50.0, 0.0, low_open=True, doc="STDP's upper bound, mV"),
+            "cap": Param(float, 1.0, 0.0, low_open=True,
+                         doc="summed input and output weight caps, in units of w_max"),
+            "test_ms": Param(float, 500.0, 1.0, 100_000.0,
+                             doc="spontaneous activity read for sequences after learning"),
+            "max_lag_ms": Param(float, 5.0, 0.5, 1000.0,
+                                doc="a successor's spike this soon continues a sequence"),
+            "n_shuffles": Param(int, 20, 1, 10_000, doc="shuffled controls of the chain index"),
+        }), ("chain_index_before", "chain_index", "control", "z", "n_chains", "longest_chain",
+             "units_in_chains", "rate_before", "rate_after", "longest_sequence"),
+        _synfire_growth,
+        rules=_frozen({"stdp": _frozen({
+            "a_plus": Param(float, 2.0, 0.0, low_open=True, doc="potentiation per pair, mV"),
+            "a_minus_ratio": Param(float, 1.1, 0.0, doc="depression = ratio x potentiation"),
+            "tau_plus": Param(float, 10.0, 0.0, low_open=True, doc="potentiation window, ms"),
+            "tau_minus": Param(float, 10.0, 0.0, low_open=True, doc="depression window, ms"),
+        })}),
+        network_params=(),
+        doc="STDP and heterosynaptic caps on spontaneous activity: do synfire chains grow?"),
     "empty": TaskKind("empty", "none", _frozen({}), ("draw",), _empty,
                       doc="does nothing: the runner's overhead"),
     "sleep": TaskKind("sleep", "none", _frozen({
