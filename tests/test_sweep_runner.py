@@ -441,6 +441,44 @@ def test_synfire_growth_cells_learn_chains_from_spontaneous_activity(tmp_path):
         parse_spec(GROWTH + "[network]\ndelay = 2.0\n", folder=tmp_path)
 
 
+TIMING = """
+[sweep]
+name = "timing"
+network = "spiking"
+seeds = 2
+entropy = 11
+paired = true
+[topologies]
+direct = { catalogue = "layered", params = { sizes = [30, 2] } }
+[tasks.spike_timing]
+epochs = 30
+eval_trials = 32
+[rules.node_perturbation]
+[rules.stdp]
+"""
+
+
+def test_spike_timing_cells_learn_by_node_perturbation_not_by_stdp(tmp_path):
+    spec = parse_spec(TIMING, folder=tmp_path)
+    by_seed = {}
+    for cell in spec.cells():
+        got = execute(cell.payload)
+        assert got["status"] == "ok", got["error"]
+        by_seed.setdefault(tuple(cell.payload["seed"]["spawn_key"]), {})[
+            cell.payload["rule"]["name"]] = got["metrics"]
+    assert len(by_seed) == 2
+    for rules in by_seed.values():
+        npert, stdp = rules["node_perturbation"], rules["stdp"]
+        # Paired cells: the same network, pattern and evaluation noise before training.
+        assert npert["loss_before"] == stdp["loss_before"] > 0.3
+        assert npert["improvement"] > 0.4 and npert["loss_after"] < stdp["loss_after"]
+    no_roles = parse_spec(TIMING.replace(
+        'catalogue = "layered", params = { sizes = [30, 2] }',
+        'catalogue = "erdos_renyi", params = { n = 20 }'), folder=tmp_path)
+    got = execute(next(iter(no_roles.cells())).payload)
+    assert got["status"] == "error" and "'input' and 'output'" in got["error"]
+
+
 BAS = """
 [sweep]
 name = "bas"

@@ -49,7 +49,8 @@ def paths(exc):
                                         ("energy_spectrum", 3 * 6 * 1 * 3),
                                         ("synfire_chains", 2 * 1 * 5 * 2),
                                         ("rbm_bars_and_stripes", 1 * 1 * 3 * 2 * 3),
-                                        ("synfire_growth", 3 * 1 * 1 * 3)])
+                                        ("synfire_growth", 3 * 1 * 1 * 3),
+                                        ("spike_timing", 3 * 1 * 3 * 3)])
 def test_example_specs_load_with_the_grid_product_of_cells(name, cells):
     spec = load_spec(SPECS / f"{name}.toml")
     listed = list(spec.cells())
