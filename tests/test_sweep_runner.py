@@ -439,6 +439,9 @@ def test_synfire_growth_cells_learn_chains_from_spontaneous_activity(tmp_path):
         assert m["n_chains"] >= 1 and m["longest_chain"] >= 3 and m["longest_sequence"] >= 2
     with pytest.raises(SpecError, match="delay"):
         parse_spec(GROWTH + "[network]\ndelay = 2.0\n", folder=tmp_path)
+    with pytest.raises(SpecError, match="w_init"):
+        parse_spec(GROWTH.replace("n_shuffles = 10", "n_shuffles = 10\nw_init = 60.0"),
+                   folder=tmp_path)
 
 
 TIMING = """
@@ -477,6 +480,11 @@ def test_spike_timing_cells_learn_by_node_perturbation_not_by_stdp(tmp_path):
         'catalogue = "erdos_renyi", params = { n = 20 }'), folder=tmp_path)
     got = execute(next(iter(no_roles.cells())).payload)
     assert got["status"] == "error" and "'input' and 'output'" in got["error"]
+    for bad, key in (("w_init_low = 9.0", "w_init_low"), ("w_max = 5.0", "w_init_low"),
+                     ("first_target = 4.0", "first_target")):
+        with pytest.raises(SpecError, match=key):
+            parse_spec(TIMING.replace("eval_trials = 32", f"eval_trials = 32\n{bad}"),
+                       folder=tmp_path)
 
 
 BAS = """

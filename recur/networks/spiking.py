@@ -88,11 +88,13 @@ def psp_peak(weight, tau_m=10.0, tau_syn=0.325, synapse="exp"):
     check_positive(tau_m, "tau_m")
     check_positive(tau_syn, "tau_syn")
     if synapse == "exp":
-        if math.isclose(tau_m, tau_syn):
-            return float(weight) * math.exp(-1.0)
-        t_star = tau_m * tau_syn / (tau_m - tau_syn) * math.log(tau_m / tau_syn)
-        return float(weight) * tau_syn / (tau_m - tau_syn) * (
-            math.exp(-t_star / tau_m) - math.exp(-t_star / tau_syn))
+        if tau_m == tau_syn:
+            return float(weight) * math.exp(-1.0)  # the peak at t = tau
+        # V(t) = (w / tau_m) e^{-t/tau_m} t phi1(c t), c = 1/tau_s - 1/tau_m: the difference
+        # of exponentials without its cancellation near equal time constants.
+        c = (tau_m - tau_syn) / (tau_m * tau_syn)
+        t_star = math.log(tau_m / tau_syn) / c
+        return float(weight) / tau_m * math.exp(-t_star / tau_m) * t_star * _phi1(c * t_star)
     if synapse == "alpha":
         a, b = 1.0 / tau_syn, 1.0 / tau_m
         c = a - b
