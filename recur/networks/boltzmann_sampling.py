@@ -215,6 +215,19 @@ def _draw(P, u, t, first, out):
 
 
 @_JIT.register(fastmath=True, inline="always")
+def _place(rows, first, states, b_moment):
+    """``rows`` (n, m) into columns ``first ..`` of ``states``; their means into
+    ``b_moment``."""
+    n, m = rows.shape
+    for j in range(m):
+        total = 0.0
+        for c in range(n):
+            states[c, first + j] = rows[c, j]
+            total += rows[c, j]
+        b_moment[first + j] = total / n
+
+
+@_JIT.register(fastmath=True, inline="always")
 def _write_phase(rows_v, rows_h, ov, oh, states, W_moment, b_moment):
     """``states = [rows_v, rows_h]`` and its moments: the mean of ``v h^T`` into both
     triangles of the visible-hidden block of ``W_moment`` (the rest stays as it is, zero),
@@ -226,18 +239,8 @@ def _write_phase(rows_v, rows_h, ov, oh, states, W_moment, b_moment):
         for j in range(H):
             W_moment[ov + i, oh + j] = corr[i, j] / n
             W_moment[oh + j, ov + i] = corr[i, j] / n
-    for i in range(V):
-        total = 0.0
-        for c in range(n):
-            states[c, ov + i] = rows_v[c, i]
-            total += rows_v[c, i]
-        b_moment[ov + i] = total / n
-    for j in range(H):
-        total = 0.0
-        for c in range(n):
-            states[c, oh + j] = rows_h[c, j]
-            total += rows_h[c, j]
-        b_moment[oh + j] = total / n
+    _place(rows_v, ov, states, b_moment)
+    _place(rows_h, oh, states, b_moment)
 
 
 @_JIT.register(fastmath=True)
