@@ -11,7 +11,8 @@ from ..rules import evidence as ev
 from ..topology import Topology
 from ..validation import as_float_array, check_positive
 from . import boltzmann_sampling as bs
-from .symmetric import check_symmetric_params, invariant_holds, symmetrized
+from .symmetric import (check_symmetric_params, invariant_holds, symmetric_on_graph,
+                        symmetrized)
 
 __all__ = ["Boltzmann"]
 
@@ -294,11 +295,8 @@ class Boltzmann:
         dict with ``"W"`` (N, N) and ``"b"`` (N,)
         """
         rng = np.random.default_rng(rng)
-        N = self.n_units
-        upper = np.triu(self._mask, 1)
-        W = np.zeros((N, N))
-        W[upper] = rng.normal(0.0, self.init_scale, int(upper.sum()))
-        return {"W": W + W.T, "b": np.zeros(N)}
+        W = symmetric_on_graph(self._mask, lambda i, j: rng.normal(0.0, self.init_scale, i.size))
+        return {"W": W, "b": np.zeros(self.n_units)}
 
     def initial_state(self, batch=None) -> np.ndarray:
         """All-off state, shape (N,) or (batch, N)."""

@@ -30,7 +30,7 @@ from ..rules import evidence as ev
 from ..topology import Topology
 from ..validation import (ConvergenceError, as_float_array, check_in_interval,
                           check_positive)
-from .symmetric import check_symmetric_params, symmetrized
+from .symmetric import check_symmetric_params, symmetric_on_graph, symmetrized
 
 __all__ = ["EnergyNet"]
 
@@ -290,14 +290,11 @@ class EnergyNet:
         dict with ``"W"`` (N, N) and ``"b"`` (N,)
         """
         rng = np.random.default_rng(rng)
-        N = self.n_units
         deg = self._mask.sum(axis=1).astype(np.float64)
-        i, j = np.nonzero(np.triu(self._mask, 1))
-        std = self.init_scale * np.sqrt(2.0 / (deg[i] + deg[j]))
-        W = np.zeros((N, N))
-        W[i, j] = rng.normal(0.0, 1.0, i.size) * std
-        b = np.full(N, 0.5 if self.activation == "hard_sigmoid" else 0.0)
-        return {"W": W + W.T, "b": b}
+        W = symmetric_on_graph(self._mask, lambda i, j: rng.normal(0.0, 1.0, i.size)
+                               * self.init_scale * np.sqrt(2.0 / (deg[i] + deg[j])))
+        b = np.full(self.n_units, 0.5 if self.activation == "hard_sigmoid" else 0.0)
+        return {"W": W, "b": b}
 
     def initial_state(self, batch=None) -> np.ndarray:
         """All-zero activities, shape (N,) or (batch, N)."""

@@ -12,7 +12,7 @@ from ..rules import evidence as ev
 from ..topology import Topology
 from ..validation import as_float_array, check_positive
 from . import hopfield_recall as hr
-from .symmetric import check_symmetric_params, symmetrized
+from .symmetric import check_symmetric_params, symmetric_on_graph, symmetrized
 
 __all__ = ["Hopfield"]
 
@@ -124,11 +124,9 @@ class Hopfield:
         """
         rng = np.random.default_rng(rng)
         N = self.n_units
-        W = np.zeros((N, N))
-        if self.init_scale > 0:
-            upper = np.triu(self._mask, 1)
-            W[upper] = rng.normal(0.0, self.init_scale, int(upper.sum()))
-            W = W + W.T
+        if self.init_scale == 0:
+            return {"W": np.zeros((N, N)), "b": np.zeros(N)}
+        W = symmetric_on_graph(self._mask, lambda i, j: rng.normal(0.0, self.init_scale, i.size))
         return {"W": W, "b": np.zeros(N)}
 
     def check_params(self, params) -> None:

@@ -17,7 +17,8 @@ import scipy.sparse as sp
 from .. import kernels
 from ..validation import DivergenceError
 
-__all__ = ["check_symmetric_params", "invariant_holds", "symmetrized"]
+__all__ = ["check_symmetric_params", "invariant_holds", "symmetrized",
+           "symmetric_on_graph"]
 
 _JIT = kernels.LazyJit(globals(), after=[kernels.JIT])
 
@@ -51,9 +52,10 @@ def _invariant_holds_nb(W, b, allowed):
 
 
 def invariant_holds(W, b, allowed) -> bool:
-    """The invariant, answered quickly for the common case: float64 arrays of the right shape
-    that already satisfy it (what ``constrain`` returns). False means "look closer", not
-    "violated": the caller's full check says what, if anything, is wrong."""
+    """Whether ``W`` (N, N) = ``W.T``, zero where ``allowed`` (N, N) is False, and ``W`` and
+    ``b`` (N,) are finite, answered quickly for the common case: C-contiguous float64 arrays
+    (what ``constrain`` returns). False means "look closer", not "violated": the caller's
+    full check (:func:`check_symmetric_params`) says what, if anything, is wrong."""
     if type(W) is not np.ndarray or type(b) is not np.ndarray:
         return False
     if kernels.use_numba("auto", _JIT):
@@ -136,3 +138,22 @@ def symmetrized(params, allowed):
     if np.array_equal(fixed, W):
         return params
     return {**params, "W": fixed}
+
+
+def symmetric_on_graph(allowed, draw):
+    """A symmetric ``W`` (N, N) with ``W[i, j] = W[j, i] = draw(i, j)`` on each connection
+    ``i < j`` of ``allowed`` and 0 elsewhere (diagonal included).
+
+    Parameters
+    ----------
+    allowed : bool ndarray, shape (N, N)
+        Symmetric connection mask.
+    draw : callable ``(i, j) -> ndarray of len(i)``
+        Values of the upper-triangle connections, given their row and column indices (in
+        row-major order), e.g. ``lambda i, j: rng.normal(0.0, s, i.size)``.
+    """
+    N = allowed.shape[0]
+    i, j = np.nonzero(np.triu(allowed, 1))
+    W = np.zeros((N, N))
+    W[i, j] = draw(i, j)
+    return W + W.T
