@@ -437,7 +437,7 @@ def test_synfire_growth_cells_learn_chains_from_spontaneous_activity(tmp_path):
         assert m["chain_index"] > m["chain_index_before"] + 0.2
         assert m["z"] > 3 and m["chain_index"] > m["control"]
         assert m["n_chains"] >= 1 and m["longest_chain"] >= 3 and m["longest_sequence"] >= 2
-    with pytest.raises(SpecError, match="delay"):
+    with pytest.raises(SpecError, match="network.delay: this task sets its own network parameters"):
         parse_spec(GROWTH + "[network]\ndelay = 2.0\n", folder=tmp_path)
     with pytest.raises(SpecError, match="w_init"):
         parse_spec(GROWTH.replace("n_shuffles = 10", "n_shuffles = 10\nw_init = 60.0"),

@@ -377,7 +377,7 @@ class _Checker:
                                           f"{', '.join(schema) or '(none)'}")
                 continue
             if allowed is not None and key not in allowed:
-                self.bad(f"{path}.{key}", f"this task honours only {', '.join(allowed)}")
+                self.bad(f"{path}.{key}", _honoured(allowed))
                 continue
             checked, message = schema[key].check(value)
             if message:
@@ -686,8 +686,7 @@ class _Checker:
                 return None
             for kind, _ in task_kinds.values():
                 if kind.network_params is not None and key not in kind.network_params:
-                    self.bad(path, f"task {kind.name!r} honours only "
-                                   f"{', '.join(kind.network_params)}")
+                    self.bad(path, _honoured(kind.network_params, kind.name))
                     return None
             return [NETWORKS[network].params[key]]
         if scope == "task":
@@ -761,6 +760,14 @@ class _Checker:
                         for key, message in kind.check(params, None):
                             seen_steps.add(task)
                             self.bad(f"tasks.{task}.{key}", message)
+
+
+def _honoured(params, task="this task") -> str:
+    """Why a network parameter is refused: the task honours only ``params`` (or none)."""
+    who = task if task == "this task" else f"task {task!r}"
+    if not params:
+        return f"{who} sets its own network parameters (they are task parameters)"
+    return f"{who} honours only {', '.join(params)}"
 
 
 def _show(value) -> str:
