@@ -587,9 +587,11 @@ def _spike_timing(ctx: CellContext) -> dict:
     learned, history = train(net, params, rule, data, epochs=p["epochs"], rng=g_train,
                              progress=False)
     after = net.loss(learned, eval_data, rng=np.random.default_rng(eval_seed))
-    losses = np.asarray(history.loss, dtype=float)
-    width = np.minimum(np.arange(1, losses.size + 1), 10)
-    running = np.array([losses[max(0, i + 1 - w):i + 1].mean() for i, w in enumerate(width)])
+    # Running mean of the last (up to) 10 training losses, from cumulative sums.
+    total = np.concatenate([[0.0], np.cumsum(history.loss)])
+    end = np.arange(1, total.size)
+    start = np.maximum(end - 10, 0)
+    running = (total[end] - total[start]) / (end - start)
     hit = np.flatnonzero(running <= before / 2)
     return {"loss_before": float(before), "loss_after": float(after),
             "improvement": float(1.0 - after / before) if before > 0 else float("nan"),
