@@ -137,18 +137,7 @@ def test_brian2_model_matches_recur_spike_for_spike(bench, tmp_path):
     py = _brian2_python()
     if py is None:
         pytest.skip("no interpreter with brian2 (set RECUR_BRIAN2_PYTHON)")
-    topo = recur.Topology(graphs.synfire_chain_graph(3, 6, 1.0))
-    # Mean drive above threshold: every unit fires regularly (period 10 ln 16 = 27.7 ms
-    # from rest), and the chain's kicks shift those times.
-    net = SpikingNet(topo, noise_mean=16.0, noise_std=0.0, weight=20.0)
-    params = net.init(0)
-    state = net.initial_state(2, rng=1, stationary=True)
-    drive = tasks.pulse_packet(5, 1.0, topo.pools[0], t0=10.0, n_units=net.n_units,
-                               dt=net.dt, trials=2, rng=2)
-    n_steps = 1000
-    raster, _ = net.run(params, n_steps=n_steps, drive=drive, trials=2, state=state)
-    spec = bench.brian2_spec(net, params, v0=state["v"], n_steps=n_steps, drive=drive,
-                             trials=2)
+    raster, spec = bench.exact_case()
     path = tmp_path / "spec.npz"
     np.savez(path, **spec)
     with open(tmp_path / "log", "w") as log:
