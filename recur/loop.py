@@ -168,7 +168,7 @@ def train(net, params, rule, data, *, epochs, rng=None, progress=True, callbacks
         # network's constraint discards it), and on a small network each check costs as much
         # as a matrix product; the update is examined only to name the culprit.
         for name, p in params.items():
-            if not kernels.all_finite(values(p)):
+            if not kernels.all_finite(p if type(p) is np.ndarray else values(p)):
                 if name in updates and not kernels.all_finite(values(updates[name])):
                     raise DivergenceError(f"rule {rule.name!r} produced a NaN or inf update "
                                           f"for {name!r} at epoch {epoch}")

@@ -11,7 +11,8 @@ from ..rules import evidence as ev
 from ..topology import Topology
 from ..validation import as_float_array, check_positive
 from . import boltzmann_sampling as bs
-from .symmetric import check_symmetric_params, symmetric_on_graph, symmetrized
+from .symmetric import (check_symmetric_params, invariant_holds, symmetric_on_graph,
+                        symmetrized)
 
 __all__ = ["Boltzmann"]
 
@@ -217,7 +218,8 @@ class Boltzmann:
             "fused": bool(bipartite) and self.sampler != "sequential" and contiguous
             and self.clamp_noise == (0.0, 0.0),
             # Every visible-hidden pair a connection: the fused pass's moments need no mask.
-            "complete": bool(hid.size) and bool(mask[np.ix_(vis, hid)].all())})
+            "complete": bool(hid.size) and bool(mask[np.ix_(vis, hid)].all()),
+            "ones": np.ones((0, 1))})
 
     @staticmethod
     def _as_slice(idx):
@@ -313,6 +315,10 @@ class Boltzmann:
         return symmetrized(params, self._mask)
 
     def _arrays(self, params):
+        if type(params) is dict:
+            W, b = params.get("W"), params.get("b")
+            if invariant_holds(W, b, self._mask):
+                return W, b  # valid float64 arrays, checked in one pass
         self.check_params(params)
         W, b = params["W"], params["b"]
         if type(W) is np.ndarray and type(b) is np.ndarray and W.dtype == b.dtype == np.float64:
@@ -619,7 +625,13 @@ class Boltzmann:
         if moments is None:
             moments = {"W": np.where(self._mask, rows.T @ rows / rows.shape[0], 0.0),
                        "b": rows.mean(axis=0)}
-        ones = np.ones((rows.shape[0], 1))
+        ones = self._cache["ones"]
+        if ones.shape[0] != rows.shape[0]:
+            # The bias's presynaptic column, the same every collection of a training loop:
+            # kept (for the last number of rows), read-only.
+            ones = np.ones((rows.shape[0], 1))
+            ones.flags.writeable = False
+            self._cache["ones"] = ones
         return ev.ActivityTrace(pre={"W": rows, "b": ones}, post={"W": rows, "b": rows},
                                 masks={"W": self._mask}, moments=moments)
 
@@ -764,7 +776,8 @@ class Boltzmann:
         Evidence
             ``results[request]`` is a :class:`~recur.rules.Phases` whose ``nudged`` trace holds
             the wake (clamped) statistics and ``free`` the sleep statistics: for ``"W"``
-            pre = post = the states (S, N), for ``"b"`` pre = ones (S, 1), post = the states,
+            pre = post = the states (S, N), for ``"b"`` pre = ones (S, 1) (read-only, shared
+            between collections), post = the states,
             and ``masks["W"]`` the graph; ``moments`` the means of ``s s^T`` (on the
             graph) and of ``s`` over the samples, which the RBM fast path computes in the
             pass that draws them. For an RBM the hidden columns hold exact conditional

@@ -82,19 +82,25 @@ def apply_updates(params, updates):
         if p is None:
             unknown = sorted(set(updates) - set(params))
             raise KeyError(f"updates name parameters the network does not have: {unknown}")
-        if type(p) is not np.ndarray and sp.issparse(p):
+        if type(p) is np.ndarray and type(delta) is np.ndarray and p.dtype == delta.dtype:
+            if delta.shape != p.shape:
+                raise ValueError(f"update of {name!r} has shape {delta.shape}, parameter has "
+                                 f"{p.shape}")
+            new[name] = p + delta
+            continue
+        if sp.issparse(p):
             if not sp.issparse(delta) or delta.nnz != p.nnz or not (
                 np.array_equal(delta.indptr, p.indptr) and np.array_equal(delta.indices, p.indices)
             ):
                 raise ValueError(f"the update of sparse parameter {name!r} must have its exact "
                                  "structure (an update may not write off the graph)")
             new[name] = with_values(p, (p.data + delta.data).astype(p.dtype, copy=False))
-            continue
-        d = np.asarray(delta)
-        if d.shape != np.shape(p):
-            raise ValueError(f"update of {name!r} has shape {d.shape}, parameter has "
-                             f"{np.shape(p)}")
-        new[name] = (p + d).astype(np.asarray(p).dtype, copy=False)
+        else:
+            d = np.asarray(delta)
+            if d.shape != np.shape(p):
+                raise ValueError(f"update of {name!r} has shape {d.shape}, parameter has "
+                                 f"{np.shape(p)}")
+            new[name] = (p + d).astype(np.asarray(p).dtype, copy=False)
     return new
 
 

@@ -45,8 +45,14 @@ def scale(step):
     if isinstance(step, bool) or not isinstance(step, (int, float, np.number)) \
             or not np.isfinite(step):
         raise TypeError(f"step must be a finite real number, got {step!r}")
-    return _transform("scale", {"step": step},
-                      lambda updates, params: tree_map(lambda u: u * step, updates))
+
+    def scaled(updates, params):
+        # tree_map's work with the common dense case written out (a learning rate is
+        # applied to every update of every epoch).
+        return {name: u * step if type(u) is np.ndarray else with_values(u, values(u) * step)
+                for name, u in updates.items()}
+
+    return _transform("scale", {"step": step}, scaled)
 
 
 def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8):
